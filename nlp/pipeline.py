@@ -1,0 +1,230 @@
+"""The extraction pipeline: a blank English spaCy pipeline plus trialsift's components, and the
+functions that turn a :class:`~nlp.study.Study` into the spec's JSON.
+
+>>> from nlp.pipeline import Extractor
+>>> extractor = Extractor()          # builds the spaCy pipeline once
+>>> [result] = extractor.extract_studies([study])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+import nlp.components  # noqa: F401  (registers the factories)
+from nlp.errors import RecordError, TrialsiftError
+from nlp.ingest import read_path, read_record, read_text
+from nlp.study import Study
+from nlp.types import OUTCOME_FIELDS
+
+#: The components of the default pipeline, in order.
+COMPONENTS: tuple[str, ...] = (
+    "trialsift_abbreviations",
+    "trialsift_endpoints",
+    "trialsift_criteria",
+    "trialsift_timing",
+)
+
+#: What separates the outcome fields in an outcome Doc: a paragraph break, so no token spans two fields.
+FIELD_SEPARATOR = "\n\n"
+
+
+def build_pipeline() -> Language:
+    """A ``spacy.blank("en")`` pipeline with trialsift's outcome components."""
+    nlp = spacy.blank("en")
+    for name in COMPONENTS:
+        nlp.add_pipe(name)
+    return nlp
+
+
+def make_outcome_doc(nlp: Language, measure: str, description: str = "", time_frame: str = "") -> Doc:
+    """Tokenise one outcome's three texts into a Doc whose ``_.outcome_fields`` locates each of them."""
+    texts = {"measure": measure or "", "description": description or "", "time_frame": time_frame or ""}
+    bounds: dict[str, list[int]] = {}
+    parts: list[str] = []
+    pos = 0
+    for name in OUTCOME_FIELDS:
+        if parts:
+            parts.append(FIELD_SEPARATOR)
+            pos += len(FIELD_SEPARATOR)
+        text = texts[name]
+        bounds[name] = [pos, pos + len(text)]
+        parts.append(text)
+        pos += len(text)
+    doc = nlp.make_doc("".join(parts))
+    doc._.outcome_fields = bounds
+    return doc
+
+
+def outcome_to_json(role: str, doc: Doc) -> dict[str, Any]:
+    """The spec's per-outcome object, read off a processed outcome Doc."""
+    from nlp.components import field_text
+
+    evidence = sorted(
+        doc._.evidence or [], key=lambda row: (OUTCOME_FIELDS.index(row[0]), row[1], row[2], row[3])
+    )
+    return {
+        "role": role,
+        "measure": field_text(doc, "measure"),
+        "description": field_text(doc, "description"),
+        "time_frame": field_text(doc, "time_frame"),
+        "endpoints": list(doc._.endpoints or []),
+        "category": doc._.category or "other",
+        "abbreviations": dict(doc._.abbreviations or {}),
+        "timing": doc._.timing,
+        "criteria": list(doc._.criteria or []),
+        "spans": [{"field": f, "start": s, "end": e, "label": label} for f, s, e, label in evidence],
+    }
+
+
+def empty_design(study: Study) -> dict[str, Any]:
+    """Study-level design fields. Only the registry's phases are filled so far."""
+    return {
+        "phases": list(study.phases),
+        "escalation": None,
+        "dlt_window_days": None,
+        "dlt_rule": None,
+        "enrollment": None,
+        "cohort_size": None,
+        "dose_group_count": None,
+        "criteria": [],
+    }
+
+
+def study_to_json(study: Study, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec's per-study object."""
+    return {
+        "id": study.id,
+        "source_format": study.source_format,
+        "outcomes": outcomes,
+        "design": empty_design(study),
+        "dose_groups": [],
+        "registry_enrollment": study.enrollment,
+        "errors": list(study.errors),
+    }
+
+
+class Extractor:
+    """Runs the pipeline over studies. Build one per process: the spaCy pipeline is built once here."""
+
+    def __init__(self, nlp: Language | None = None, batch_size: int = 512) -> None:
+        self.nlp = nlp if nlp is not None else build_pipeline()
+        self.batch_size = batch_size
+
+    def extract_studies(self, studies: Iterable[Study]) -> Iterator[dict[str, Any]]:
+        """The spec's JSON for each study, in input order."""
+        for out in self.extract_items(studies):
+            if isinstance(out, RecordError):  # pragma: no cover - studies hold no errors
+                raise out
+            yield out
+
+    def extract_items(self, items: Iterable[Study | RecordError]) -> Iterator[dict[str, Any] | RecordError]:
+        """Like :meth:`extract_studies`, passing unreadable records through untouched, in order.
+
+        Outcomes of many studies go through ``nlp.pipe`` together (chunks of ``batch_size`` outcomes),
+        which is what keeps per-study overhead low on registry-sized inputs.
+        """
+        chunk: list[Study | RecordError] = []
+        n_outcomes = 0
+        for item in items:
+            chunk.append(item)
+            if isinstance(item, Study):
+                n_outcomes += len(item.outcomes)
+            if n_outcomes >= self.batch_size:
+                yield from self._extract_chunk(chunk)
+                chunk, n_outcomes = [], 0
+        if chunk:
+            yield from self._extract_chunk(chunk)
+
+    def _extract_chunk(self, chunk: list[Study | RecordError]) -> Iterator[dict[str, Any] | RecordError]:
+        outcomes = [o for item in chunk if isinstance(item, Study) for o in item.outcomes]
+        docs = iter(
+            self.nlp.pipe(
+                (make_outcome_doc(self.nlp, o.measure, o.description, o.time_frame) for o in outcomes),
+                batch_size=self.batch_size,
+            )
+        )
+        for item in chunk:
+            if isinstance(item, RecordError):
+                yield item
+                continue
+            yield study_to_json(item, [outcome_to_json(o.role, next(docs)) for o in item.outcomes])
+
+
+class ExtractionErrors(TrialsiftError):
+    """Some records could not be read. ``results`` holds what was extracted from the others."""
+
+    def __init__(self, errors: list[RecordError], results: list[dict[str, Any]]) -> None:
+        self.errors, self.results = errors, results
+        lines = "; ".join(str(e) for e in errors[:5]) + (" …" if len(errors) > 5 else "")
+        super().__init__(f"{len(errors)} record(s) could not be read: {lines}")
+
+
+_DEFAULT_EXTRACTOR: Extractor | None = None
+
+
+def _default_extractor() -> Extractor:
+    global _DEFAULT_EXTRACTOR
+    if _DEFAULT_EXTRACTOR is None:
+        _DEFAULT_EXTRACTOR = Extractor()
+    return _DEFAULT_EXTRACTOR
+
+
+def _looks_like_path(value: str) -> bool:
+    return "\n" not in value and len(value) < 4096 and Path(value).is_file()
+
+
+def extract(
+    source: str | os.PathLike[str] | Mapping[str, Any] | list[Any], *, extractor: Extractor | None = None
+) -> list[dict[str, Any]]:
+    """Extract from a path, a registry record or text; one spec object per study.
+
+    Args:
+        source: a file path (``Path``, or a ``str`` naming an existing file) in any supported format; a
+            parsed registry record (an API v2 study ``dict``, a page ``{"studies": [...]}`` or a list of
+            studies); or text (seed layout or a protocol synopsis).
+        extractor: the :class:`Extractor` to use; a process-wide default is built on first use.
+
+    Returns:
+        The spec's JSON, one object per study, in input order.
+
+    Raises:
+        ExtractionErrors: some records could not be read; ``.results`` has the others, ``.errors`` says
+            which records failed and why.
+    """
+    ex = extractor if extractor is not None else _default_extractor()
+    items: Iterable[Study | RecordError]
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        items = read_path(source)
+    elif isinstance(source, str):
+        items = [read_text(source, "<text>")]
+    elif isinstance(source, Mapping) and isinstance(source.get("studies"), list):
+        items = _records(source["studies"])
+    elif isinstance(source, list):
+        items = _records(source)
+    else:
+        items = _records([source])
+    results: list[dict[str, Any]] = []
+    errors: list[RecordError] = []
+    for out in ex.extract_items(items):
+        if isinstance(out, RecordError):
+            errors.append(out)
+        else:
+            results.append(out)
+    if errors:
+        raise ExtractionErrors(errors, results)
+    return results
+
+
+def _records(records: list[Any]) -> Iterator[Study | RecordError]:
+    for i, record in enumerate(records, start=1):
+        try:
+            yield read_record(record, source=f"<record {i}>")
+        except RecordError as err:
+            yield err

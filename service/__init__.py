@@ -1,0 +1,1 @@
+"""trialsift's user-facing entry points: the command line now, the HTTP API later."""
