@@ -1,15 +1,20 @@
 """spaCy components: thin wrappers that run the pure extraction functions on an outcome Doc.
 
-An outcome Doc holds the three texts of one outcome measure joined by blank lines
-(see :func:`nlp.pipeline.make_outcome_doc`); ``doc._.outcome_fields`` maps each field to its
-``[start, end)`` character range in the Doc. Each component reads the fields it needs, calls its pure
-function, and writes
+An outcome Doc holds the three texts of one outcome measure joined by blank lines (see
+:func:`nlp.pipeline.make_outcome_doc`). Its state is one plain dict in ``doc.user_data[STATE_KEY]``::
 
-- token-aligned :class:`~spacy.tokens.Span` objects to ``doc.spans[<key>]`` (overlap allowed), and
-- plain JSON-able values to ``Doc`` extensions, so a Doc keeps them through ``to_bytes``/``DocBin``.
+    {"texts": {field: text}, "bounds": {field: [start, end]}, "evidence": [[field, start, end, label], ...],
+     "timing": {...}, "endpoints": [...], "category": "...", "criteria": [...], "abbreviations": {...}}
 
-Exact character offsets (which need not fall on token boundaries, e.g. the "90" of "D90") are kept in
-``doc._.evidence`` as ``[field, start, end, label]`` rows, offsets relative to the field's own text.
+``bounds`` locates each field in the Doc; ``evidence`` gathers every extracted value with its exact
+character offsets into its field's own text (offsets need not fall on token boundaries: the "90" of
+"D90"). The results are read as Doc extensions (``doc._.timing``, ``doc._.endpoints``, ``doc._.category``,
+``doc._.criteria``, ``doc._.abbreviations``, ``doc._.outcome``); as ``user_data`` they go through
+``to_bytes``/``DocBin``. Each component also writes token-aligned :class:`~spacy.tokens.Span` objects to
+``doc.spans[<key>]`` (overlap allowed).
+
+Why ``user_data`` rather than settable extensions: every ``doc._`` access builds a Python object (2-3 µs),
+which at registry scale costs more than the extraction itself; a dict in ``user_data`` costs nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from spacy.tokens import Doc
 
 from nlp.abbreviations import find_abbreviations
 from nlp.anchors import resolve_anchor
-from nlp.criteria import find_criteria
+from nlp.criteria import find_criteria, merge_criteria
 from nlp.endpoints import match_endpoints
 from nlp.timeframes import parse_time_frame
 from nlp.types import OUTCOME_FIELDS, Anchor, Timing
+
+#: Where an outcome Doc keeps its state in ``doc.user_data``.
+STATE_KEY = "trialsift.outcome"
 
 #: Keys of ``doc.spans`` the components write.
 SPANS_TIMING = "timing"
@@ -33,48 +41,62 @@ SPANS_ENDPOINTS = "endpoints"
 SPANS_CRITERIA = "criteria"
 SPANS_ABBREVIATIONS = "abbreviations"
 
-_EXTENSIONS: dict[str, Any] = {
-    "outcome_fields": None,
-    "evidence": None,
-    "timing": None,
-    "endpoints": None,
-    "category": None,
-    "criteria": None,
-    "abbreviations": None,
-}
-for _name, _default in _EXTENSIONS.items():
+
+def outcome_state(doc: Doc) -> dict[str, Any] | None:
+    """An outcome Doc's state dict (None for a Doc not made by ``make_outcome_doc``)."""
+    state: dict[str, Any] | None = doc.user_data.get(STATE_KEY)
+    return state
+
+
+def _result_getter(name: str) -> Callable[[Doc], Any]:
+    def get(doc: Doc) -> Any:
+        state = doc.user_data.get(STATE_KEY)
+        return None if state is None else state.get(name)
+
+    return get
+
+
+if not Doc.has_extension("outcome"):
+    Doc.set_extension("outcome", getter=outcome_state)
+for _name in ("timing", "endpoints", "category", "criteria", "abbreviations"):
     if not Doc.has_extension(_name):
-        Doc.set_extension(_name, default=_default)
+        Doc.set_extension(_name, getter=_result_getter(_name))
 
 
-def field_text(doc: Doc, name: str) -> str:
-    """The text of outcome field ``name`` in an outcome Doc ("" when the Doc has no such field)."""
-    bounds = (doc._.outcome_fields or {}).get(name)
-    if bounds is None:
-        return ""
-    return str(doc.text[bounds[0] : bounds[1]])
+class _Evidence:
+    """Collects one component's values, then records them on the Doc in one go."""
 
+    def __init__(self, doc: Doc, component: str, key: str) -> None:
+        state = doc.user_data.get(STATE_KEY)
+        if state is None:
+            raise ValueError(
+                f"[{component}] the Doc has no outcome fields: build it with "
+                "nlp.pipeline.make_outcome_doc(nlp, measure, description, time_frame), not nlp(text)"
+            )
+        self.doc, self.key, self.state = doc, key, state
+        self.texts: dict[str, str] = state["texts"]
+        self.rows: list[list[Any]] = []
 
-def _add_evidence(doc: Doc, key: str, field: str, start: int, end: int, label: str) -> None:
-    """Record one extracted value: exactly in ``doc._.evidence``, token-aligned in ``doc.spans[key]``."""
-    if doc._.evidence is None:
-        doc._.evidence = []
-    doc._.evidence.append([field, start, end, label])
-    offset = doc._.outcome_fields[field][0]
-    span = doc.char_span(offset + start, offset + end, label=label, alignment_mode="expand")
-    if span is not None:
-        if key in doc.spans:
-            doc.spans[key].append(span)
+    def add(self, field: str, start: int, end: int, label: str) -> None:
+        self.rows.append([field, start, end, label])
+
+    def commit(self, **results: Any) -> None:
+        """Results to the state; exact rows to its evidence; token-aligned spans to ``doc.spans[key]``."""
+        self.state.update(results)
+        if not self.rows:
+            return
+        doc, bounds = self.doc, self.state["bounds"]
+        spans = []
+        for field, start, end, label in self.rows:
+            offset = bounds[field][0]
+            span = doc.char_span(offset + start, offset + end, label=label, alignment_mode="expand")
+            if span is not None:
+                spans.append(span)
+        self.state["evidence"].extend(self.rows)
+        if self.key in doc.spans:
+            doc.spans[self.key].extend(spans)
         else:
-            doc.spans[key] = [span]
-
-
-def _require_fields(doc: Doc, component: str) -> None:
-    if doc._.outcome_fields is None:
-        raise ValueError(
-            f"[{component}] the Doc has no outcome fields: build it with "
-            "nlp.pipeline.make_outcome_doc(nlp, measure, description, time_frame), not nlp(text)"
-        )
+            doc.spans[self.key] = spans
 
 
 def _fmt_number(value: float) -> str:
@@ -106,24 +128,23 @@ class TimingComponent:
         self.spans_key = spans_key
 
     def __call__(self, doc: Doc) -> Doc:
-        _require_fields(doc, self.name)
-        time_frame = field_text(doc, "time_frame")
+        ev = _Evidence(doc, self.name, self.spans_key)
+        time_frame = ev.texts["time_frame"]
         timing = parse_time_frame(time_frame)
-        anchor = resolve_anchor(time_frame, field_text(doc, "measure"), field_text(doc, "description"))
-        doc._.timing = timing_to_json(timing, anchor)
-        key = self.spans_key
+        anchor = resolve_anchor(time_frame, ev.texts["measure"], ev.texts["description"])
         for p in timing.points:
-            _add_evidence(doc, key, "time_frame", p.start, p.end, f"point:{_fmt_number(p.value)} {p.unit}")
+            ev.add("time_frame", p.start, p.end, f"point:{_fmt_number(p.value)} {p.unit}")
         for c in timing.cycles:
-            _add_evidence(doc, key, "time_frame", c.start, c.end, f"cycle:{c.cycle}/{c.day}")
+            ev.add("time_frame", c.start, c.end, f"cycle:{c.cycle}/{c.day}")
         if timing.interval is not None:
             i = timing.interval
-            _add_evidence(doc, key, "time_frame", i.start, i.end, f"interval:{_fmt_number(i.value)} {i.unit}")
+            ev.add("time_frame", i.start, i.end, f"interval:{_fmt_number(i.value)} {i.unit}")
         if timing.horizon_days is not None and timing.horizon_span is not None:
             h0, h1 = timing.horizon_span
-            _add_evidence(doc, key, "time_frame", h0, h1, f"horizon:{_fmt_number(timing.horizon_days)} days")
+            ev.add("time_frame", h0, h1, f"horizon:{_fmt_number(timing.horizon_days)} days")
         if anchor is not None:
-            _add_evidence(doc, key, anchor.field, anchor.start, anchor.end, f"anchor:{anchor.kind}")
+            ev.add(anchor.field, anchor.start, anchor.end, f"anchor:{anchor.kind}")
+        ev.commit(timing=timing_to_json(timing, anchor))
         return doc
 
 
@@ -135,33 +156,38 @@ class EndpointComponent:
         self.spans_key = spans_key
 
     def __call__(self, doc: Doc) -> Doc:
-        _require_fields(doc, self.name)
-        result = match_endpoints(field_text(doc, "measure"), field_text(doc, "description"))
-        doc._.endpoints = result.ids
-        doc._.category = result.category
+        ev = _Evidence(doc, self.name, self.spans_key)
+        result = match_endpoints(ev.texts["measure"], ev.texts["description"])
         for hit in result.hits:
-            _add_evidence(doc, self.spans_key, hit.field, hit.start, hit.end, f"endpoint:{hit.id}")
-        ev = result.category_evidence
-        if ev is not None:
-            _add_evidence(doc, self.spans_key, ev.field, ev.start, ev.end, f"category:{result.category}")
+            ev.add(hit.field, hit.start, hit.end, f"endpoint:{hit.id}")
+        cat = result.category_evidence
+        if cat is not None:
+            ev.add(cat.field, cat.start, cat.end, f"category:{result.category}")
+        ev.commit(endpoints=result.ids, category=result.category)
         return doc
 
 
 class CriteriaComponent:
-    """Assessment standards (RECIST 1.1, CTCAE 5.0, ...) named in any of the outcome's texts."""
+    """Assessment standards (RECIST 1.1, CTCAE 5.0, ...) named in any of the outcome's texts.
+
+    A standard named with and without a version ("RECIST" in the measure, "RECIST 1.1" in the
+    description) is reported once, with its version.
+    """
 
     def __init__(self, name: str, spans_key: str) -> None:
         self.name = name
         self.spans_key = spans_key
 
     def __call__(self, doc: Doc) -> Doc:
-        _require_fields(doc, self.name)
-        names: dict[str, None] = {}
-        for field in OUTCOME_FIELDS:
-            for hit in find_criteria(field_text(doc, field)):
-                names.setdefault(hit.name, None)
-                _add_evidence(doc, self.spans_key, field, hit.start, hit.end, f"criterion:{hit.name}")
-        doc._.criteria = list(names)
+        ev = _Evidence(doc, self.name, self.spans_key)
+        per_field = [(field, find_criteria(ev.texts[field])) for field in OUTCOME_FIELDS]
+        names = [hit.name for hit in merge_criteria(hits for _, hits in per_field)]
+        kept = set(names)
+        for field, hits in per_field:
+            for hit in hits:
+                if hit.name in kept:
+                    ev.add(field, hit.start, hit.end, f"criterion:{hit.name}")
+        ev.commit(criteria=names)
         return doc
 
 
@@ -173,51 +199,50 @@ class AbbreviationComponent:
         self.spans_key = spans_key
 
     def __call__(self, doc: Doc) -> Doc:
-        _require_fields(doc, self.name)
+        ev = _Evidence(doc, self.name, self.spans_key)
         found: dict[str, str] = {}
         for field in OUTCOME_FIELDS:
-            for abbr in find_abbreviations(field_text(doc, field)):
+            for abbr in find_abbreviations(ev.texts[field]):
                 if abbr.short in found:
                     continue
                 found[abbr.short] = abbr.long
-                _add_evidence(
-                    doc, self.spans_key, field, abbr.short_start, abbr.short_end, f"abbreviation:{abbr.short}"
-                )
-                _add_evidence(
-                    doc, self.spans_key, field, abbr.long_start, abbr.long_end, f"long_form:{abbr.short}"
-                )
-        doc._.abbreviations = found
+                ev.add(field, abbr.short_start, abbr.short_end, f"abbreviation:{abbr.short}")
+                ev.add(field, abbr.long_start, abbr.long_end, f"long_form:{abbr.short}")
+        ev.commit(abbreviations=found)
         return doc
 
 
-def _factory(cls: type[Any]) -> Callable[[Language, str, str], Any]:
-    def make(nlp: Language, name: str, spans_key: str) -> Any:
-        return cls(name, spans_key)
-
-    return make
-
-
-Language.factory(
+@Language.factory(
     "trialsift_timing",
     default_config={"spans_key": SPANS_TIMING},
-    assigns=["doc._.timing", "doc._.evidence", "doc.spans"],
-    func=_factory(TimingComponent),
+    assigns=["doc._.timing", "doc.spans"],
 )
-Language.factory(
+def make_timing(nlp: Language, name: str, spans_key: str) -> TimingComponent:
+    return TimingComponent(name, spans_key)
+
+
+@Language.factory(
     "trialsift_endpoints",
     default_config={"spans_key": SPANS_ENDPOINTS},
-    assigns=["doc._.endpoints", "doc._.category", "doc._.evidence", "doc.spans"],
-    func=_factory(EndpointComponent),
+    assigns=["doc._.endpoints", "doc._.category", "doc.spans"],
 )
-Language.factory(
+def make_endpoints(nlp: Language, name: str, spans_key: str) -> EndpointComponent:
+    return EndpointComponent(name, spans_key)
+
+
+@Language.factory(
     "trialsift_criteria",
     default_config={"spans_key": SPANS_CRITERIA},
-    assigns=["doc._.criteria", "doc._.evidence", "doc.spans"],
-    func=_factory(CriteriaComponent),
+    assigns=["doc._.criteria", "doc.spans"],
 )
-Language.factory(
+def make_criteria(nlp: Language, name: str, spans_key: str) -> CriteriaComponent:
+    return CriteriaComponent(name, spans_key)
+
+
+@Language.factory(
     "trialsift_abbreviations",
     default_config={"spans_key": SPANS_ABBREVIATIONS},
-    assigns=["doc._.abbreviations", "doc._.evidence", "doc.spans"],
-    func=_factory(AbbreviationComponent),
+    assigns=["doc._.abbreviations", "doc.spans"],
 )
+def make_abbreviations(nlp: Language, name: str, spans_key: str) -> AbbreviationComponent:
+    return AbbreviationComponent(name, spans_key)

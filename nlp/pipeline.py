@@ -17,7 +17,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-import nlp.components  # noqa: F401  (registers the factories)
+import nlp.tokenizer  # noqa: F401  (registers the tokenizer)
+from nlp.components import STATE_KEY  # importing registers the factories
 from nlp.errors import RecordError, TrialsiftError
 from nlp.ingest import read_path, read_record, read_text
 from nlp.study import Study
@@ -31,20 +32,26 @@ COMPONENTS: tuple[str, ...] = (
     "trialsift_timing",
 )
 
+_FIELD_ORDER = {name: i for i, name in enumerate(OUTCOME_FIELDS)}
+
 #: What separates the outcome fields in an outcome Doc: a paragraph break, so no token spans two fields.
 FIELD_SEPARATOR = "\n\n"
 
 
+#: ``spacy.blank("en")`` with trialsift's registry tokenizer (see :mod:`nlp.tokenizer`).
+BLANK_CONFIG = {"nlp": {"tokenizer": {"@tokenizers": "trialsift.registry_tokenizer.v1"}}}
+
+
 def build_pipeline() -> Language:
-    """A ``spacy.blank("en")`` pipeline with trialsift's outcome components."""
-    nlp = spacy.blank("en")
+    """A blank English pipeline (registry tokenizer) with trialsift's outcome components."""
+    nlp = spacy.blank("en", config=BLANK_CONFIG)
     for name in COMPONENTS:
         nlp.add_pipe(name)
     return nlp
 
 
 def make_outcome_doc(nlp: Language, measure: str, description: str = "", time_frame: str = "") -> Doc:
-    """Tokenise one outcome's three texts into a Doc whose ``_.outcome_fields`` locates each of them."""
+    """Tokenise one outcome's three texts into a Doc whose ``_.outcome`` locates each of them."""
     texts = {"measure": measure or "", "description": description or "", "time_frame": time_frame or ""}
     bounds: dict[str, list[int]] = {}
     parts: list[str] = []
@@ -58,27 +65,25 @@ def make_outcome_doc(nlp: Language, measure: str, description: str = "", time_fr
         parts.append(text)
         pos += len(text)
     doc = nlp.make_doc("".join(parts))
-    doc._.outcome_fields = bounds
+    doc.user_data[STATE_KEY] = {"texts": texts, "bounds": bounds, "evidence": []}
     return doc
 
 
 def outcome_to_json(role: str, doc: Doc) -> dict[str, Any]:
     """The spec's per-outcome object, read off a processed outcome Doc."""
-    from nlp.components import field_text
-
-    evidence = sorted(
-        doc._.evidence or [], key=lambda row: (OUTCOME_FIELDS.index(row[0]), row[1], row[2], row[3])
-    )
+    state = doc.user_data[STATE_KEY]
+    texts = state["texts"]
+    evidence = sorted(state["evidence"], key=lambda row: (_FIELD_ORDER[row[0]], row[1], row[2], row[3]))
     return {
         "role": role,
-        "measure": field_text(doc, "measure"),
-        "description": field_text(doc, "description"),
-        "time_frame": field_text(doc, "time_frame"),
-        "endpoints": list(doc._.endpoints or []),
-        "category": doc._.category or "other",
-        "abbreviations": dict(doc._.abbreviations or {}),
-        "timing": doc._.timing,
-        "criteria": list(doc._.criteria or []),
+        "measure": texts["measure"],
+        "description": texts["description"],
+        "time_frame": texts["time_frame"],
+        "endpoints": list(state.get("endpoints") or []),
+        "category": state.get("category") or "other",
+        "abbreviations": dict(state.get("abbreviations") or {}),
+        "timing": state.get("timing"),
+        "criteria": list(state.get("criteria") or []),
         "spans": [{"field": f, "start": s, "end": e, "label": label} for f, s, e, label in evidence],
     }
 

@@ -35,10 +35,10 @@ _ITEM: Final = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)](?!\d)|\(?[a-z][.)]|[-*•·
 # A line that starts some other section: short, ends with a colon (or is a markdown heading).
 _OTHER_HEADING: Final = re.compile(r"^[ \t]*(?:\#+[ \t]+.*|[A-Z][^.:\n]{0,60}[:：][ \t]*)$")
 _TIME_FRAME: Final = re.compile(
-    r"[\[(][ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*(?P<tf>[^\])]*?)[ \t]*[\])]"
-    r"|^[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*(?P<tf2>.+)$",
+    r"(?P<open>[\[(])[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*|^[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*(?P<tf2>.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
+_CLOSE: Final = {"[": "]", "(": ")"}
 _LINES: Final = re.compile(r"\r\n|\r|\n")
 
 
@@ -62,13 +62,31 @@ def _items(body: list[str]) -> list[list[str]]:
     return items
 
 
+def _closing(text: str, start: int, opener: str) -> int:
+    """Index of the bracket closing ``opener`` (brackets inside the time frame nest), else the text's end."""
+    closer, depth = _CLOSE[opener], 0
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == opener:
+            depth += 1
+        elif ch == closer:
+            if depth == 0:
+                return i
+            depth -= 1
+    return len(text)
+
+
 def _outcome(role: str, lines: list[str]) -> Outcome | None:
     text = "\n".join(lines)
     time_frame = ""
     m = _TIME_FRAME.search(text)
-    if m:
-        time_frame = (m.group("tf") or m.group("tf2") or "").strip()
+    if m and m.group("tf2") is not None:
+        time_frame = m.group("tf2").strip()
         text = (text[: m.start()] + text[m.end() :]).strip()
+    elif m:
+        end = _closing(text, m.end(), m.group("open"))
+        time_frame = text[m.end() : end].strip()
+        text = (text[: m.start()] + text[end + 1 :]).strip()
     head, _, rest = text.partition("\n")
     measure = head.strip().rstrip(":：").strip()
     if not measure:

@@ -238,6 +238,17 @@ def test_ingest_protocol_text_outcomes_found_in_prose() -> None:
             "Title\nPRIMARY OUTCOMES\n1) ORR [Time Frame: 12 weeks]\n2) DoR (Time frame: up to 2 years)\n",
             [("primary", "ORR", "12 weeks"), ("primary", "DoR", "up to 2 years")],
         ),
+        (
+            "Title\nSecondary Outcome Measures:\n- Cmax and AUC of Drug X [Time Frame: Cycle 1 Day 1 and Day 15 "
+            "(pre-dose, 0.5, 1, 2, 4 hours post-dose)]\n",
+            [
+                (
+                    "secondary",
+                    "Cmax and AUC of Drug X",
+                    "Cycle 1 Day 1 and Day 15 (pre-dose, 0.5, 1, 2, 4 hours post-dose)",
+                )
+            ],
+        ),
         ("Just a title\nand some text without outcome headings.", []),
     ],
 )

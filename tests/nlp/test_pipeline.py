@@ -99,6 +99,7 @@ def test_pipeline_is_blank_english_plus_registered_factories() -> None:
     for name in COMPONENTS:
         rebuilt.add_pipe(name)
     assert rebuilt.config["nlp"]["pipeline"] == list(COMPONENTS)
+    assert nlp.config["nlp"]["tokenizer"] == {"@tokenizers": "trialsift.registry_tokenizer.v1"}
     assert rebuilt.config["components"]["trialsift_timing"] == {
         "factory": "trialsift_timing",
         "spans_key": "timing",
@@ -172,3 +173,15 @@ def test_pipeline_csv_split_meets_target(extractor) -> None:  # type: ignore[no-
     result = _load_scorer().score(gold, studies)
     assert result["csv_split"]["f1"] >= 0.97
     assert result["study_found"] == 1.0
+
+
+def test_pipeline_saved_to_disk_loads_back(tmp_path: Any) -> None:
+    nlp = build_pipeline()
+    nlp.to_disk(tmp_path / "pipe")
+    loaded = spacy.load(tmp_path / "pipe")
+    assert loaded.pipe_names == list(COMPONENTS)
+    doc = loaded(make_outcome_doc(loaded, "Overall survival (OS)", "", "Up to 24 months after randomization"))
+    assert doc._.endpoints == ["overall_survival"]
+    assert doc._.timing["horizon_days"] == pytest.approx(24 * 30.4375)
+    assert doc._.timing["anchor"] == "randomization"
+    assert [t.text for t in loaded.tokenizer("AUC 0-D90")] == ["AUC", "0", "-", "D", "90"]
