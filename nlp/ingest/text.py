@@ -35,7 +35,8 @@ _ITEM: Final = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)](?!\d)|\(?[a-z][.)]|[-*•·
 # A line that starts some other section: short, ends with a colon (or is a markdown heading).
 _OTHER_HEADING: Final = re.compile(r"^[ \t]*(?:\#+[ \t]+.*|[A-Z][^.:\n]{0,60}[:：][ \t]*)$")
 _TIME_FRAME: Final = re.compile(
-    r"(?P<open>[\[(])[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*|^[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*(?P<tf2>.+)$",
+    r"(?P<open>[\[(])[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*"
+    r"|^[ \t]*Time[ \t]*Frame[ \t]*[:：][ \t]*(?P<tf2>.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _CLOSE: Final = {"[": "]", "(": ")"}
