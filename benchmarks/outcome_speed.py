@@ -39,11 +39,19 @@ def load_outcomes(path: Path, limit: int | None) -> list[tuple[str, str, str]]:
 def clear_caches() -> None:
     import nlp.abbreviations
     import nlp.anchors
+    import nlp.components
     import nlp.criteria
     import nlp.endpoints
     import nlp.timeframes
 
-    for module in (nlp.abbreviations, nlp.anchors, nlp.criteria, nlp.endpoints, nlp.timeframes):
+    for module in (
+        nlp.abbreviations,
+        nlp.anchors,
+        nlp.components,
+        nlp.criteria,
+        nlp.endpoints,
+        nlp.timeframes,
+    ):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
                 value.cache_clear()

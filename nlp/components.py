@@ -19,6 +19,7 @@ which at registry scale costs more than the extraction itself; a dict in ``user_
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +36,10 @@ from nlp.types import OUTCOME_FIELDS, Anchor, Timing
 #: Where an outcome Doc keeps its state in ``doc.user_data``.
 STATE_KEY = "trialsift.outcome"
 
-#: Keys of ``doc.spans`` the components write.
-SPANS_TIMING = "timing"
-SPANS_ENDPOINTS = "endpoints"
-SPANS_CRITERIA = "criteria"
-SPANS_ABBREVIATIONS = "abbreviations"
+#: The ``doc.spans`` key the components write by default (each component's ``spans_key`` setting). One
+#: group for all: span labels say the kind ("endpoint", "point", "criterion", ...), displaCy shows them
+#: in one view, and one SpanGroup per Doc costs a third of four.
+SPANS_KEY = "trialsift"
 
 
 def outcome_state(doc: Doc) -> dict[str, Any] | None:
@@ -76,9 +76,17 @@ class _Evidence:
         self.doc, self.key, self.state = doc, key, state
         self.texts: dict[str, str] = state["texts"]
         self.rows: list[list[Any]] = []
+        self.spans: list[tuple[str, int, int, str, str]] = []
 
-    def add(self, field: str, start: int, end: int, label: str) -> None:
-        self.rows.append([field, start, end, label])
+    def add(self, field: str, start: int, end: int, kind: str, value: str, *, kb: bool = False) -> None:
+        """One value: evidence label ``kind:value``; the Span gets label ``kind`` and, for values from a
+        closed vocabulary (``kb=True``: endpoint ids, criteria, anchor kinds), ``kb_id`` ``value``.
+
+        Open-ended values (time points, abbreviations) stay out of Span labels on purpose: every label
+        is interned in the shared ``vocab.strings``, which must not grow with every study of a registry.
+        """
+        self.rows.append([field, start, end, f"{kind}:{value}"])
+        self.spans.append((field, start, end, kind, value if kb else ""))
 
     def commit(self, **results: Any) -> None:
         """Results to the state; exact rows to its evidence; token-aligned spans to ``doc.spans[key]``."""
@@ -87,9 +95,11 @@ class _Evidence:
             return
         doc, bounds = self.doc, self.state["bounds"]
         spans = []
-        for field, start, end, label in self.rows:
+        for field, start, end, kind, kb_id in self.spans:
             offset = bounds[field][0]
-            span = doc.char_span(offset + start, offset + end, label=label, alignment_mode="expand")
+            span = doc.char_span(
+                offset + start, offset + end, label=kind, kb_id=kb_id, alignment_mode="expand"
+            )
             if span is not None:
                 spans.append(span)
         self.state["evidence"].extend(self.rows)
@@ -130,22 +140,35 @@ class TimingComponent:
     def __call__(self, doc: Doc) -> Doc:
         ev = _Evidence(doc, self.name, self.spans_key)
         time_frame = ev.texts["time_frame"]
-        timing = parse_time_frame(time_frame)
+        timing, values = _time_frame_values(time_frame)
         anchor = resolve_anchor(time_frame, ev.texts["measure"], ev.texts["description"])
-        for p in timing.points:
-            ev.add("time_frame", p.start, p.end, f"point:{_fmt_number(p.value)} {p.unit}")
-        for c in timing.cycles:
-            ev.add("time_frame", c.start, c.end, f"cycle:{c.cycle}/{c.day}")
-        if timing.interval is not None:
-            i = timing.interval
-            ev.add("time_frame", i.start, i.end, f"interval:{_fmt_number(i.value)} {i.unit}")
-        if timing.horizon_days is not None and timing.horizon_span is not None:
-            h0, h1 = timing.horizon_span
-            ev.add("time_frame", h0, h1, f"horizon:{_fmt_number(timing.horizon_days)} days")
+        for start, end, kind, value in values:
+            ev.add("time_frame", start, end, kind, value)
         if anchor is not None:
-            ev.add(anchor.field, anchor.start, anchor.end, f"anchor:{anchor.kind}")
+            ev.add(anchor.field, anchor.start, anchor.end, "anchor", anchor.kind, kb=True)
         ev.commit(timing=timing_to_json(timing, anchor))
         return doc
+
+
+@functools.lru_cache(maxsize=8192)
+def _time_frame_values(time_frame: str) -> tuple[Timing, tuple[tuple[int, int, str, str], ...]]:
+    """A time frame's Timing and its values as (start, end, kind, value) rows.
+
+    Cached with the formatted values: time frames repeat across a registry far more than other texts
+    ("Up to 2 years"), and formatting the numbers costs as much as the cached parse.
+    """
+    timing = parse_time_frame(time_frame)
+    rows: list[tuple[int, int, str, str]] = [
+        (p.start, p.end, "point", f"{_fmt_number(p.value)} {p.unit}") for p in timing.points
+    ]
+    rows.extend((c.start, c.end, "cycle", f"{c.cycle}/{c.day}") for c in timing.cycles)
+    if timing.interval is not None:
+        i = timing.interval
+        rows.append((i.start, i.end, "interval", f"{_fmt_number(i.value)} {i.unit}"))
+    if timing.horizon_days is not None and timing.horizon_span is not None:
+        h0, h1 = timing.horizon_span
+        rows.append((h0, h1, "horizon", f"{_fmt_number(timing.horizon_days)} days"))
+    return timing, tuple(rows)
 
 
 class EndpointComponent:
@@ -159,10 +182,10 @@ class EndpointComponent:
         ev = _Evidence(doc, self.name, self.spans_key)
         result = match_endpoints(ev.texts["measure"], ev.texts["description"])
         for hit in result.hits:
-            ev.add(hit.field, hit.start, hit.end, f"endpoint:{hit.id}")
+            ev.add(hit.field, hit.start, hit.end, "endpoint", hit.id, kb=True)
         cat = result.category_evidence
         if cat is not None:
-            ev.add(cat.field, cat.start, cat.end, f"category:{result.category}")
+            ev.add(cat.field, cat.start, cat.end, "category", result.category, kb=True)
         ev.commit(endpoints=result.ids, category=result.category)
         return doc
 
@@ -186,7 +209,7 @@ class CriteriaComponent:
         for field, hits in per_field:
             for hit in hits:
                 if hit.name in kept:
-                    ev.add(field, hit.start, hit.end, f"criterion:{hit.name}")
+                    ev.add(field, hit.start, hit.end, "criterion", hit.name, kb=True)
         ev.commit(criteria=names)
         return doc
 
@@ -206,15 +229,15 @@ class AbbreviationComponent:
                 if abbr.short in found:
                     continue
                 found[abbr.short] = abbr.long
-                ev.add(field, abbr.short_start, abbr.short_end, f"abbreviation:{abbr.short}")
-                ev.add(field, abbr.long_start, abbr.long_end, f"long_form:{abbr.short}")
+                ev.add(field, abbr.short_start, abbr.short_end, "abbreviation", abbr.short)
+                ev.add(field, abbr.long_start, abbr.long_end, "long_form", abbr.short)
         ev.commit(abbreviations=found)
         return doc
 
 
 @Language.factory(
     "trialsift_timing",
-    default_config={"spans_key": SPANS_TIMING},
+    default_config={"spans_key": SPANS_KEY},
     assigns=["doc._.timing", "doc.spans"],
 )
 def make_timing(nlp: Language, name: str, spans_key: str) -> TimingComponent:
@@ -223,7 +246,7 @@ def make_timing(nlp: Language, name: str, spans_key: str) -> TimingComponent:
 
 @Language.factory(
     "trialsift_endpoints",
-    default_config={"spans_key": SPANS_ENDPOINTS},
+    default_config={"spans_key": SPANS_KEY},
     assigns=["doc._.endpoints", "doc._.category", "doc.spans"],
 )
 def make_endpoints(nlp: Language, name: str, spans_key: str) -> EndpointComponent:
@@ -232,7 +255,7 @@ def make_endpoints(nlp: Language, name: str, spans_key: str) -> EndpointComponen
 
 @Language.factory(
     "trialsift_criteria",
-    default_config={"spans_key": SPANS_CRITERIA},
+    default_config={"spans_key": SPANS_KEY},
     assigns=["doc._.criteria", "doc.spans"],
 )
 def make_criteria(nlp: Language, name: str, spans_key: str) -> CriteriaComponent:
@@ -241,7 +264,7 @@ def make_criteria(nlp: Language, name: str, spans_key: str) -> CriteriaComponent
 
 @Language.factory(
     "trialsift_abbreviations",
-    default_config={"spans_key": SPANS_ABBREVIATIONS},
+    default_config={"spans_key": SPANS_KEY},
     assigns=["doc._.abbreviations", "doc.spans"],
 )
 def make_abbreviations(nlp: Language, name: str, spans_key: str) -> AbbreviationComponent:

@@ -154,6 +154,9 @@ def find_criteria(text: str) -> list[CriterionHit]:
                 name = f"{name} {_normalise_version(v.group('v') or v.group('d'))}"
                 end = v.end()
         raw.append((entry, name, start, end))
+    if len(raw) == 1:
+        # One mention has no acronym after it and nothing to merge with.
+        return [CriterionHit(raw[0][1], raw[0][2], raw[0][3])]
     hits: list[CriterionHit] = []
     for k, (entry, name, start, end) in enumerate(raw):
         if entry.long and k + 1 < len(raw):
@@ -163,7 +166,8 @@ def find_criteria(text: str) -> list[CriterionHit]:
             if not nxt[0].long and gap is not None and gap.end() >= nxt[2] and nxt[2] >= end:
                 continue
         hits.append(CriterionHit(name, start, end))
-    return merge_criteria([hits])
+    # Merging fewer than two hits changes nothing.
+    return merge_criteria([hits]) if len(hits) > 1 else hits
 
 
 def merge_criteria(hit_lists: Iterable[Iterable[CriterionHit]]) -> list[CriterionHit]:

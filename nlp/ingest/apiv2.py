@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from nlp.csvsplit import split_outcome
+from nlp.csvsplit import split_outcomes
 from nlp.errors import RecordError
 from nlp.ingest._common import parse_enrollment, parse_phases
 from nlp.study import ArmGroup, Intervention, Outcome, Study
@@ -161,12 +161,15 @@ def study_from_apiv2(obj: object, source: str = "<record>", line: int | None = N
             )
         )
     for role, key in _OUTCOME_KEYS:
-        for i, out in r.objs(outcomes_module, key, "outcomesModule."):
+        entries = list(r.objs(outcomes_module, key, "outcomesModule."))
+        raws = [r.text(out, "_raw", f"{key}[{i}].") for i, out in entries]
+        # The corpus's own split of the export's joined text was guessed; ours is the one to trust. One
+        # role's outcomes were one export cell, and the split is decided for the cell as a whole.
+        resplit = iter(split_outcomes([raw for raw in raws if raw.strip()]))
+        for (i, out), raw in zip(entries, raws, strict=True):
             where = f"{key}[{i}]."
-            raw = r.text(out, "_raw", where)
             if raw.strip():
-                # The corpus's own split of the export's joined text was guessed; ours is the one to trust.
-                measure, description, time_frame = split_outcome(raw)
+                measure, description, time_frame = next(resplit)
             else:
                 measure = r.text(out, "measure", where)
                 description = r.text(out, "description", where)

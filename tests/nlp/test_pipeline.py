@@ -102,7 +102,7 @@ def test_pipeline_is_blank_english_plus_registered_factories() -> None:
     assert nlp.config["nlp"]["tokenizer"] == {"@tokenizers": "trialsift.registry_tokenizer.v1"}
     assert rebuilt.config["components"]["trialsift_timing"] == {
         "factory": "trialsift_timing",
-        "spans_key": "timing",
+        "spans_key": "trialsift",
     }
 
 
@@ -117,7 +117,9 @@ def test_pipeline_doc_serialises_spans_and_extensions() -> None:
     doc = nlp(doc)
     restored = Doc(nlp.vocab).from_bytes(doc.to_bytes())
     assert outcome_to_json("secondary", restored) == outcome_to_json("secondary", doc)
-    assert [s.text for s in restored.spans["criteria"]] == ["RECIST 1.1"]
+    assert [(s.text, s.label_, s.kb_id_) for s in restored.spans["trialsift"] if s.label_ == "criterion"] == [
+        ("RECIST 1.1", "criterion", "RECIST 1.1")
+    ]
     assert restored._.timing["horizon_days"] == pytest.approx(365.25)
     assert restored._.timing["anchor"] == "treatment"
 
@@ -185,3 +187,16 @@ def test_pipeline_saved_to_disk_loads_back(tmp_path: Any) -> None:
     assert doc._.timing["horizon_days"] == pytest.approx(24 * 30.4375)
     assert doc._.timing["anchor"] == "randomization"
     assert [t.text for t in loaded.tokenizer("AUC 0-D90")] == ["AUC", "0", "-", "D", "90"]
+
+
+def test_pipeline_span_labels_do_not_grow_the_string_store() -> None:
+    nlp = build_pipeline()
+    doc = nlp(make_outcome_doc(nlp, "Change in HbA1c (HbA1c)", "", "Baseline, 17 weeks and 43 weeks"))
+    assert [(s.label_, s.kb_id_, s.text) for s in doc.spans["trialsift"] if s.label_ == "point"] == [
+        ("point", "", "Baseline"),
+        ("point", "", "17 weeks"),
+        ("point", "", "43 weeks"),
+    ]
+    labels = [row["label"] for row in outcome_to_json("primary", doc)["spans"]]
+    assert "point:17 week" in labels
+    assert "point:17 week" not in nlp.vocab.strings
