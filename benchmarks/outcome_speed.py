@@ -53,7 +53,10 @@ def clear_caches() -> None:
         nlp.timeframes,
     ):
         for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
+            # Clear the bounded text->result caches only; the unbounded ones hold the compiled rules,
+            # which a real run loads once.
+            params = getattr(value, "cache_parameters", None)
+            if callable(params) and params()["maxsize"] is not None:
                 value.cache_clear()
 
 

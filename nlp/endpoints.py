@@ -64,6 +64,8 @@ class _Rules:
     generic: re.Pattern[str] | None
     stop: re.Pattern[str] | None
     categories: dict[str, str]
+    #: ``stop.search``, tried only where a stop phrase's first letters occur
+    stop_search: Prefiltered | None
 
 
 def _read_text(name: str) -> str:
@@ -152,12 +154,12 @@ def check_fragment(fragment: object, resource: str, where: str, indexed: bool = 
         )
     source = fragment.replace(" ", _SEP)
     try:
-        compiled = re.compile(source)
+        groups = _count_groups(source)
     except re.error as exc:
         raise ResourceError(
             resource, where, f"fragment {fragment!r} is not a valid regex ({exc})", "Fix the regex"
         ) from None
-    if compiled.groups:
+    if groups:
         raise ResourceError(
             resource,
             where,
@@ -165,6 +167,26 @@ def check_fragment(fragment: object, resource: str, where: str, indexed: bool = 
             "Use non-capturing groups (?:...)",
         )
     return source
+
+
+def _count_groups(source: str) -> int:
+    """The number of capturing groups of ``source``; raises ``re.error`` when it does not compile.
+
+    Parsing is enough for that, and it is the cheap half of compiling: code generation builds a
+    65,536-entry table for every separator class (``_SEP`` holds dashes above U+00FF), about 0.13 ms each,
+    and the fragments hold hundreds of them. Compiling each fragment also pushed the combined patterns out
+    of ``re``'s 512-entry cache, so every reload recompiled those too. The only errors code generation
+    adds to parsing are about look-behinds (and internal ones), so a fragment with a look-behind is still
+    compiled in full.
+    """
+    if "(?<" not in source:
+        try:
+            from re import _parser  # type: ignore[attr-defined]
+        except ImportError:  # pragma: no cover - the private parser moved; compile instead
+            pass
+        else:
+            return int(_parser.parse(source).state.groups) - 1
+    return re.compile(source).groups
 
 
 def _min_width(source: str) -> int:
@@ -464,7 +486,9 @@ def _rules() -> tuple[_Rules, _CategoryRules]:
         ) from None
     default, cat_regex, cat_groups = parse_categories(cat_data)
     categories = {ident: ep.category for ident, ep in vocab.items()}
-    return _Rules(matcher, generic, stop, categories), _CategoryRules(default, cat_regex, cat_groups)
+    stop_search = Prefiltered(stop, ascii_lower=True) if stop is not None else None
+    rules = _Rules(matcher, generic, stop, categories, stop_search)
+    return rules, _CategoryRules(default, cat_regex, cat_groups)
 
 
 def _scan(matcher: _Matcher, text: str, field: str, end: int | None = None) -> tuple[list[EndpointHit], bool]:
@@ -491,7 +515,7 @@ def _scan(matcher: _Matcher, text: str, field: str, end: int | None = None) -> t
 
 
 def _stop(rules: _Rules, text: str) -> int | None:
-    m = rules.stop.search(text) if rules.stop is not None else None
+    m = rules.stop_search.search(text) if rules.stop_search is not None else None
     return m.start() if m is not None else None
 
 
@@ -543,3 +567,115 @@ def _category_keyword(cat_rules: _CategoryRules, text: str, field: str) -> tuple
         category = cat_rules.groups[n]
         return category, EndpointHit(category, field, start, end)
     return None
+
+
+#: How many leading characters :func:`literal_prefixes` follows into a pattern.
+_PREFIX_DEPTH: Final = 4
+#: A prefix set larger than this makes a prefilter no cheaper than the pattern itself.
+_MAX_PREFIXES: Final = 200
+
+
+def literal_prefixes(pattern: re.Pattern[str], depth: int = _PREFIX_DEPTH) -> frozenset[str] | None:
+    """Strings one of which starts every match of ``pattern`` (the text a match consumes), if known.
+
+    Look-arounds and anchors consume nothing and are stepped over, so the set is a superset of what the
+    pattern can start with: safe for finding candidate positions. ``None`` when a match may start with
+    about any character (a class, an optional first part that may be empty, a pattern that can match
+    nothing, an inline flag) or the set would be too large.
+    """
+    try:
+        from re import _constants as c  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined]
+
+        tree = list(_parser.parse(pattern.pattern, pattern.flags & ~re.UNICODE))
+    except Exception:  # pragma: no cover - the private parser moved: no prefilter
+        return None
+    zero_width = (c.AT, c.ASSERT, c.ASSERT_NOT)
+    repeats = (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT))
+
+    def walk(seq: list[Any], k: int) -> set[str]:
+        # "" in the result means "may go on with anything here", which ends a prefix early.
+        if k == 0 or not seq:
+            return {""}
+        op, av = seq[0]
+        rest = seq[1:]
+        if op is c.LITERAL:
+            return {chr(av) + p for p in walk(rest, k - 1)}
+        if op in zero_width:
+            return walk(rest, k)
+        if op is c.SUBPATTERN and not av[1] and not av[2]:
+            return walk(list(av[3]) + rest, k)
+        if op is c.BRANCH:
+            out: set[str] = set()
+            for item in av[1]:
+                out |= walk(list(item) + rest, k)
+                if len(out) > _MAX_PREFIXES:
+                    return {""}
+            return out
+        if op is c.IN and all(o is c.LITERAL for o, _ in av):
+            return {chr(a) + p for _o, a in av for p in walk(rest, k - 1)}
+        if op in repeats:
+            lo, _hi, item = av
+            first = walk(list(item), k)  # what follows a repeat is not followed
+            return first | walk(rest, k) if lo == 0 else first
+        return {""}
+
+    found = walk(tree, depth)
+    if "" in found or len(found) > _MAX_PREFIXES:
+        return None
+    # A prefix that starts with a shorter one adds no position.
+    return frozenset(p for p in found if not any(q != p and p.startswith(q) for q in found))
+
+
+class Prefiltered:
+    """``pattern.search`` that tries the pattern only where one of its literal prefixes occurs.
+
+    A big alternation that starts with look-arounds gives the regex engine nothing to skip by, so it
+    enters every alternative at every position; a plain alternation of the few literal prefixes (see
+    :func:`literal_prefixes`) is scanned in C at a fraction of the cost. Every position where the pattern
+    can match starts with one of the prefixes, and ``pattern.match(text, pos)`` at a position is the
+    attempt ``search`` makes there (look-behinds and ``\\b`` still see the text before ``pos``), so the
+    first candidate that matches is what ``search`` returns. With ``ascii_lower`` (for an IGNORECASE
+    pattern) the prefixes are searched in ``text.lower()`` when the text is ASCII, where case-insensitive
+    equality is equality of the lower-cased letters; other text is searched the plain way.
+    """
+
+    __slots__ = ("_ascii_lower", "_match", "_pre", "_search")
+
+    def __init__(self, pattern: re.Pattern[str], ascii_lower: bool = False) -> None:
+        """Derive the prefilter; without usable prefixes ``search`` is ``pattern.search``."""
+        self._search = pattern.search
+        self._match = pattern.match
+        self._ascii_lower = ascii_lower
+        prefixes = literal_prefixes(pattern)
+        if ascii_lower and prefixes is not None and not all(p.isascii() for p in prefixes):
+            prefixes = None
+        self._pre = (
+            None
+            if prefixes is None
+            else re.compile(
+                "|".join(re.escape(p.lower() if ascii_lower else p) for p in sorted(prefixes)),
+                0 if ascii_lower else pattern.flags & ~re.UNICODE,
+            ).search
+        )
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        """The first match at or after ``pos``, exactly as ``pattern.search(text, pos)``."""
+        pre = self._pre
+        if pre is None:
+            return self._search(text, pos)
+        scan = text
+        if self._ascii_lower:
+            if not text.isascii():
+                return self._search(text, pos)
+            scan = text.lower()
+        match = self._match
+        while True:
+            candidate = pre(scan, pos)
+            if candidate is None:
+                return None
+            start = candidate.start()
+            m = match(text, start)
+            if m is not None:
+                return m
+            pos = start + 1

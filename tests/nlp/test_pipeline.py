@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 import spacy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from spacy.tokens import Doc
 
-from nlp.pipeline import COMPONENTS, build_pipeline, extract, make_outcome_doc, outcome_to_json
+from nlp.pipeline import (
+    COMPONENTS,
+    ExtractionErrors,
+    build_pipeline,
+    extract,
+    make_outcome_doc,
+    outcome_to_json,
+)
 from tests.conftest import FIXTURES, GOLD, SEEDS
 
 DAYS = {"minute": 1 / 1440, "hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.4375, "year": 365.25}
@@ -200,3 +209,92 @@ def test_pipeline_span_labels_do_not_grow_the_string_store() -> None:
     labels = [row["label"] for row in outcome_to_json("primary", doc)["spans"]]
     assert "point:17 week" in labels
     assert "point:17 week" not in nlp.vocab.strings
+
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs"))
+    | st.sampled_from("\n\t()[]：×"),
+    max_size=120,
+)
+_WORDS = st.lists(
+    st.sampled_from(
+        [
+            "Up to",
+            "12",
+            "months",
+            "Day",
+            "Cycle 2",
+            "every",
+            "6 weeks",
+            "after",
+            "first dose",
+            "baseline",
+            "ORR",
+            "(",
+            ")",
+            "RECIST 1.1",
+            ",",
+            "-",
+            "Six",
+            "and",
+            "post-dose",
+            "0.5",
+            "hours",
+            "CTCAE v5.0",
+        ]
+    ),
+    max_size=14,
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(measure=_TEXT | _WORDS, description=_TEXT | _WORDS, time_frame=_TEXT | _WORDS)
+def test_pipeline_outcome_invariants(extractor, measure: str, description: str, time_frame: str) -> None:  # type: ignore[no-untyped-def]
+    nlp = extractor.nlp
+    out = outcome_to_json("primary", nlp(make_outcome_doc(nlp, measure, description, time_frame)))
+    assert (out["measure"], out["description"], out["time_frame"]) == (measure, description, time_frame)
+    for span in out["spans"]:
+        assert 0 <= span["start"] < span["end"] <= len(out[span["field"]])
+    timing = out["timing"]
+    if timing["horizon_days"] is not None:
+        assert any(abs(p["days"] - timing["horizon_days"]) < 1e-9 for p in timing["points"])
+    assert out["category"] in (
+        "efficacy",
+        "safety",
+        "pharmacokinetics",
+        "biomarker",
+        "patient_reported",
+        "other",
+    )
+    assert len(set(out["endpoints"])) == len(out["endpoints"])
+
+
+def test_pipeline_extract_accepts_record_page_list_and_text(extractor) -> None:  # type: ignore[no-untyped-def]
+    record = {
+        "protocolSection": {
+            "identificationModule": {"nctId": "NCT09999999"},
+            "outcomesModule": {
+                "primaryOutcomes": [{"measure": "Overall survival", "timeFrame": "Up to 5 years"}]
+            },
+        }
+    }
+    for source in (record, {"studies": [record]}, [record]):
+        [study] = extract(source, extractor=extractor)
+        assert study["id"] == "NCT09999999"
+        assert study["outcomes"][0]["timing"]["horizon_days"] == pytest.approx(5 * 365.25)
+    text = "A synopsis\n\nPrimary endpoint: Progression-free survival [Time Frame: 24 months]\n"
+    [study] = extract(text, extractor=extractor)
+    assert (study["source_format"], study["outcomes"][0]["endpoints"]) == (
+        "text",
+        ["progression_free_survival"],
+    )
+
+
+def test_pipeline_extract_reports_unreadable_records_and_keeps_the_rest(extractor) -> None:  # type: ignore[no-untyped-def]
+    good = {"protocolSection": {"identificationModule": {"nctId": "NCT09999998"}}}
+    with pytest.raises(ExtractionErrors) as exc:
+        extract([good, {"studies": "nope"}], extractor=extractor)
+    assert [s["id"] for s in exc.value.results] == ["NCT09999998"]
+    assert [str(e) for e in exc.value.errors] == [
+        '<record 2>: not an API v2 study: no "protocolSection" (keys found: studies)'
+    ]
