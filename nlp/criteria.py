@@ -110,8 +110,9 @@ def parse_criteria(data: Any) -> _Criteria:
         )
     # Longer fragments first, so "iRECIST"/"irRECIST" win over "RECIST" at one position.
     parts.sort(key=lambda p: -len(p[1]))
-    # Not followed by a letter (a digit may follow: "RECIST1.1", "CTCAEv5" are read with their version).
-    alternation = Alternation([(src, cs) for _n, src, cs in parts], r"[\w-]", r"(?![^\W\d_])")
+    # Not followed by a letter, except the "v" of a version run on ("RECISTv1.1", "CTCAEv4"); a digit may
+    # follow ("RECIST1.1"). Either way the version is then read by _VERSION.
+    alternation = Alternation([(src, cs) for _n, src, cs in parts], r"[\w-]", r"(?!(?![vV]\d)[^\W\d_])")
     return _Criteria(alternation, tuple(entries[n] for n, _src, _cs in parts))
 
 

@@ -30,9 +30,16 @@ _VOCAB_FILE: Final = "endpoints.tsv"
 _PATTERN_FILE: Final = "endpoint_patterns.json"
 _CATEGORY_FILE: Final = "categories.json"
 _VOCAB_COLUMNS: Final = ("id", "category", "abbreviation", "definition")
-_PATTERN_TOP_KEYS: Final = ("_doc", "endpoints", "ignore", "generic_measure", "description_stop")
+_PATTERN_TOP_KEYS: Final = (
+    "_doc",
+    "endpoints",
+    "ignore",
+    "generic_measure",
+    "description_stop",
+    "yields_to",
+)
 _PATTERN_ENTRY_KEYS: Final = ("i", "cs", "weak")
-_CATEGORY_TOP_KEYS: Final = ("_doc", "default", "keywords")
+_CATEGORY_TOP_KEYS: Final = ("_doc", "default", "keywords", "implied")
 #: A space in a fragment stands for any run of separators, so "progression free" also matches
 #: "Progression-Free", "progression  free" and the run-together "progressionfree" seen in the corpus.
 _SEP: Final = r"[\s\-‐‑–—_]*"
@@ -66,6 +73,8 @@ class _Rules:
     categories: dict[str, str]
     #: ``stop.search``, tried only where a stop phrase's first letters occur
     stop_search: Prefiltered | None
+    #: id -> the ids that make it redundant when found in the same field
+    yields_to: dict[str, frozenset[str]]
 
 
 def _read_text(name: str) -> str:
@@ -419,6 +428,80 @@ def _optional_regex(
     return re.compile(template.format("|".join(f"(?:{s})" for s in sources)), flags)
 
 
+def parse_yields(
+    data: dict[str, Any], vocab: dict[str, Endpoint], resource: str = _PATTERN_FILE
+) -> dict[str, frozenset[str]]:
+    """Validate ``yields_to`` of the pattern data: ids made redundant by a more precise id beside them.
+
+    "Pharmacokinetic Parameter - Time to Maximum Plasma Concentration [Tmax]" measures Tmax, not a
+    pharmacokinetic parameter "not named more precisely" as well.
+
+    Args:
+        data: the decoded JSON of ``endpoint_patterns.json``.
+        vocab: the endpoint vocabulary.
+        resource: the name used in error messages.
+
+    Returns:
+        For each id, the ids that make it redundant.
+
+    Raises:
+        ResourceError: when ``yields_to`` is not an object of id lists, or names an unknown id.
+    """
+    raw = data.get("yields_to", {})
+    if not isinstance(raw, dict):
+        raise ResourceError(resource, "key 'yields_to'", "not an object", "Map endpoint ids to lists of ids")
+    out: dict[str, frozenset[str]] = {}
+    for ident, others in raw.items():
+        if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
+            raise ResourceError(resource, f"yields_to {ident!r}", "not a list of ids", "Give a list of ids")
+        for name in (ident, *others):
+            if name not in vocab:
+                raise ResourceError(
+                    resource,
+                    f"yields_to {ident!r}",
+                    f"unknown endpoint id {name!r}",
+                    f"Use an id from {_VOCAB_FILE}: {sorted(vocab)}",
+                )
+        out[ident] = frozenset(others)
+    return out
+
+
+def parse_implied(data: Any, vocab: dict[str, Endpoint], resource: str = _CATEGORY_FILE) -> dict[str, str]:
+    """Validate ``implied`` of ``categories.json``: the endpoint id a category keyword stands for.
+
+    In the gold every biomarker outcome carries an id ("Serum Creatinine Concentration" -> biomarker),
+    so a keyword that makes an outcome a biomarker one also gives the catch-all ``biomarker`` id.
+
+    Args:
+        data: the decoded JSON of ``categories.json``.
+        vocab: the endpoint vocabulary.
+        resource: the name used in error messages.
+
+    Returns:
+        Category -> endpoint id (of that category).
+
+    Raises:
+        ResourceError: on a non-object, an unknown category or id, or an id of another category.
+    """
+    raw = data.get("implied", {}) if isinstance(data, dict) else {}
+    if not isinstance(raw, dict):
+        raise ResourceError(resource, "key 'implied'", "not an object", "Map categories to endpoint ids")
+    for category, ident in raw.items():
+        if category not in CATEGORIES:
+            raise ResourceError(
+                resource, f"implied {category!r}", "unknown category", f"Use one of {list(CATEGORIES)}"
+            )
+        if ident not in vocab or vocab[ident].category != category:
+            allowed = sorted(k for k, ep in vocab.items() if ep.category == category)
+            raise ResourceError(
+                resource,
+                f"implied {category!r}",
+                f"{ident!r} is not an id of that category",
+                f"Use one of {allowed}",
+            )
+    return dict(raw)
+
+
 def parse_categories(
     data: Any, resource: str = _CATEGORY_FILE
 ) -> tuple[str, Alternation | None, tuple[str, ...]]:
@@ -464,6 +547,8 @@ class _CategoryRules:
     alternation: Alternation | None
     #: fragment index -> category
     groups: tuple[str, ...]
+    #: category -> the endpoint id its keyword implies
+    implied: dict[str, str]
 
 
 @functools.cache
@@ -487,30 +572,39 @@ def _rules() -> tuple[_Rules, _CategoryRules]:
     default, cat_regex, cat_groups = parse_categories(cat_data)
     categories = {ident: ep.category for ident, ep in vocab.items()}
     stop_search = Prefiltered(stop, ascii_lower=True) if stop is not None else None
-    rules = _Rules(matcher, generic, stop, categories, stop_search)
-    return rules, _CategoryRules(default, cat_regex, cat_groups)
+    rules = _Rules(matcher, generic, stop, categories, stop_search, parse_yields(data, vocab))
+    return rules, _CategoryRules(default, cat_regex, cat_groups, parse_implied(cat_data, vocab))
 
 
-def _scan(matcher: _Matcher, text: str, field: str, end: int | None = None) -> tuple[list[EndpointHit], bool]:
+def _scan(
+    matcher: _Matcher,
+    text: str,
+    field: str,
+    end: int | None = None,
+    yields_to: dict[str, frozenset[str]] | None = None,
+) -> tuple[list[EndpointHit], bool]:
     """Endpoint hits in ``text[:end]``: the strong ones, else the weak ones (then the flag is True).
 
     Hits inside a parenthesis right after a hit explain it ("Objective response (PR or CR)") and are
-    dropped unless they repeat its id ("Overall survival (OS)").
+    dropped unless they repeat its id ("Overall survival (OS)") or name it more precisely ("plasma drug
+    concentration (Cmax)", see ``yields_to``).
     """
     strong: list[EndpointHit] = []
     weak: list[EndpointHit] = []
     groups = matcher.groups
     explained_until = -1
     explained_id = ""
+    precise: frozenset[str] = frozenset()
     for n, start, stop in matcher.alternation.finditer(text, end):
         ident, is_weak = groups[n]
-        if start < explained_until and ident != explained_id:
+        if start < explained_until and ident != explained_id and ident not in precise:
             continue
         if ident:
             (weak if is_weak else strong).append(EndpointHit(ident, field, start, stop))
         paren = _PAREN_AFTER.match(text, stop)
         if paren is not None:
             explained_until, explained_id = paren.end(), ident
+            precise = yields_to.get(ident, frozenset()) if yields_to else frozenset()
     return (strong, False) if strong else (weak, bool(weak))
 
 
@@ -541,7 +635,7 @@ def match_endpoints(measure: str, description: str = "") -> EndpointResult:
         when no endpoint did.
     """
     rules, cat_rules = _rules()
-    hits, _weak = _scan(rules.matcher, measure, "measure", _stop(rules, measure))
+    hits, _weak = _scan(rules.matcher, measure, "measure", _stop(rules, measure), rules.yields_to)
     generic = _is_generic(rules, measure)
     if description and generic:
         described, described_weak = _scan(
@@ -551,13 +645,27 @@ def match_endpoints(measure: str, description: str = "") -> EndpointResult:
         if described and (not hits or not described_weak):
             hits = described
     if hits:
+        if len(hits) > 1 and rules.yields_to:
+            hits = _drop_redundant(hits, rules.yields_to)
         return EndpointResult(hits=tuple(hits), category=rules.categories[hits[0].id])
     evidence = _category_keyword(cat_rules, measure, "measure") or (
         _category_keyword(cat_rules, description, "description") if description and generic else None
     )
     if evidence is None:
         return EndpointResult(category=cat_rules.default)
-    return EndpointResult(category=evidence[0], category_evidence=evidence[1])
+    category, where = evidence
+    implied = cat_rules.implied.get(category)
+    if implied is not None:
+        return EndpointResult(
+            hits=(EndpointHit(implied, where.field, where.start, where.end),), category=category
+        )
+    return EndpointResult(category=category, category_evidence=where)
+
+
+def _drop_redundant(hits: list[EndpointHit], yields_to: dict[str, frozenset[str]]) -> list[EndpointHit]:
+    found = {hit.id for hit in hits}
+    drop = {ident for ident in found if ident in yields_to and yields_to[ident] & found}
+    return [hit for hit in hits if hit.id not in drop] if drop else hits
 
 
 def _category_keyword(cat_rules: _CategoryRules, text: str, field: str) -> tuple[str, EndpointHit] | None:

@@ -12,7 +12,9 @@ a plain number with a unit, and for them a point is emitted as well:
 - "13 months of age", "120 days of life": an age, but one that fixes when the outcome is assessed
   (anchor ``other``, birth), so it is kept as a point and gives the horizon;
 - "Cycle 25 Day 1 (each cycle = 21 days)": the cycle converted to days (505 day) when the cycle
-  length is stated and the conversion is the latest time.
+  length is stated and the conversion is the latest time;
+- "3 years 5 months", "2 years and 10 months": one duration in two parts, given as a point in the
+  smaller unit (41 month) whose days are the sum.
 
 The vocabulary (number words, unit spellings, zero phrases, ...) is in ``resources/timeframes.json``.
 """
@@ -187,22 +189,26 @@ def _vocab() -> _Vocab:
     )
     not_unit = rf"(?!\s*-?\s*{unit})"
     cyc = r"(?:cycles?|courses?)"
+    # A list of cycle or day numbers: "1, 2, and 5", "2-4"; no number that a time unit follows ("6, 0 hours").
+    nlist = (
+        r"\d+(?!\.?\d)(?:\s*(?:,\s*(?:and\s+|&\s*)?|and\s+|&\s*|-\s*|–\s*|to\s+|through\s+)\d+(?!\.?\d)"
+        rf"{not_unit})*"
+    )
     lookback_words = _alt(lookback)
     alternatives = [
         # Cycle 2 Day 1, C1D1, Cycle (C) 1 Day (D) 1
         rf"(?P<cd>(?<![a-z])(?:{cyc}|c)\s*(?:\(c\)\s*)?(?P<cd_c>\d+)\s*[,;:/]?\s*"
         rf"(?:day|d)\s*(?:\(d\)\s*)?(?P<cd_d>-?\d+)(?!\d))",
         # Day 1 and 15 of Cycle 1, D1 of C2
-        rf"(?P<dc>(?<![a-z])(?:days?|d)\s*(?P<dc_d>\d+(?:\s*(?:,|and|&|-|to)\s*\d+)*)\s*(?:of|in)\s+"
-        rf"(?:each\s+)?(?:{cyc}|c)\s*(?P<dc_c>\d+))",
+        rf"(?P<dc>(?<![a-z])(?:days?|d)\s*(?P<dc_d>{nlist})\s*(?P<dc_p>\([^)]{{0,30}}\)\s*)?(?:of|in)\s+"
+        rf"(?:each\s+)?(?:{cyc}|c)\s*(?P<dc_c>{nlist}))",
         # Cycle 1, Cycles 1-6
-        rf"(?P<co>(?<![a-z])(?:cycles?|courses?)\s*#?\s*(?P<co_n>\d+(?:\s*(?:,|-|–|to|and|&|through)\s*\d+)*)"
-        rf"(?!\.\d){not_unit})",
+        rf"(?P<co>(?<![a-z])(?:cycles?|courses?)\s*#?\s*(?P<co_n>{nlist})(?!\.\d){not_unit})",
         # second cycle, first treatment cycle
         rf"(?P<cord>(?<![a-z])(?P<cord_n>{ords})\s+(?:\w+\s+)?(?:cycle|course)(?![a-z]))",
         # every 6 weeks, each 8 weeks, every other week, q3 weeks
         rf"(?P<iv>(?<![a-z])(?:every|each|q(?=\s?\d))\s*(?P<iv_other>other\s+)?(?:(?P<iv_n>{num})"
-        rf"(?:\s*(?:-|–|to|or)\s*{num})?\s*-?\s*)?(?P<iv_u>{unit}))",
+        rf"(?:\s*(?:-|–|to|or|{window})\s*{num})?\s*-?\s*)?(?P<iv_u>{unit}))",
         # 3-weekly, 6-monthly
         r"(?P<nw>(?<![\w.])(?P<nw_n>\d+)\s*-?\s*(?P<nw_w>weekly|monthly|daily|yearly|hourly)(?![a-z]))",
         # weekly, yearly, annually
@@ -215,9 +221,10 @@ def _vocab() -> _Vocab:
         rf"(?P<ou>(?<![a-z])(?P<ou_n>{ords})\s+(?P<ou_u>{prefix_unit})(?![a-z]))",
         # Week 12, Days 1-7, Months 1, 2, 3, Day -14, W12, D28
         rf"(?P<pre>(?<![a-z])(?P<pre_u>{prefix_unit}|[dwm](?=\d))\.?\s*(?:#\s*)?"
-        rf"(?P<pre_n>(?:-\s?(?=\d))?{num}{not_unit}(?:{psep}{num}{not_unit})*))",
+        rf"(?P<pre_n>(?:[-+]\s?(?=\d))?{num}{not_unit}(?:{psep}{num}{not_unit})*))",
         # 12 and 24 months, 0.5, 1, 2 hours, 6-9 months, 12 previous months
-        rf"(?P<li>(?<![\w.\-])(?P<li_n>{num}(?:{sep}{num})*){paren_window}?"
+        # "24 ± 4 hours": the 24 hours is the time, the ± 4 hours its window.
+        rf"(?P<li>(?<![\w.\-])(?P<li_n>{num}(?:{sep}{num})*)(?P<li_w>\s*{window}\s*{num})?{paren_window}?"
         rf"(?:\s+(?P<li_lb>{lookback_words}))?\s*-?\s*(?P<li_u>{unit}))",
     ]
     # Matches start at a word start (or a ± sign): far fewer attempts than at every character.
@@ -239,7 +246,8 @@ def _vocab() -> _Vocab:
     non_h = re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in non_horizon) + ")")
     cycle_length = re.compile(
         rf"(?:(?:each|every|one|a|per|1|the)\s+)?(?:treatment\s+)?cycles?\s*(?:\d+\s*)?"
-        rf"(?:=|:|is|are|of|lasts?|lasting|consists\s+of|being|length(?:\s+is)?|duration(?:\s+is)?)\s*"
+        r"(?:=|:|(?:is|are|was|were)(?:\s+(?:of|max|defined\s+as))?|of|equals?(?:\s+to)?|has|lasts?|lasting"
+        r"|consists\s+of|corresponds\s+to|being|length(?:\s+is)?|duration(?:\s+is)?|average\s+is)\s*"
         rf"(?:approximately\s+|~\s*)?(?P<cl_n>{num})(?P<cl_range>\s*(?:-|–|to)\s*{num})?\s*-?\s*(?P<cl_u>{unit})"
         rf"|(?P<cl_n2>\d+)\s*-?\s*(?P<cl_u2>days?|weeks?)\s+(?:treatment\s+)?cycles?"
     )
@@ -377,9 +385,14 @@ def _handle(p: _Parse, m: re.Match[str]) -> None:
     elif kind == "cd":
         p.cycles.append(CycleRef(int(m["cd_c"]), int(m["cd_d"]), m.start(), m.end()))
     elif kind == "dc":
-        cycle = int(m["dc_c"])
-        for d in _DIGITS.findall(m["dc_d"]):
-            p.cycles.append(CycleRef(cycle, int(d), m.start(), m.end()))
+        days = _DIGITS.findall(m["dc_d"])
+        for c in _DIGITS.findall(m["dc_c"]):
+            for d in days:
+                p.cycles.append(CycleRef(int(c), int(d), m.start(), m.end()))
+        if m["dc_p"]:
+            # "Day 1 (pre-dose) of Cycles 1, 2": the parenthesis is read like the rest of the text.
+            for sub in v.main.finditer(low, m.start("dc_p"), m.end("dc_p")):
+                _handle(p, sub)
     elif kind == "co":
         for c in _DIGITS.findall(m["co_n"]):
             p.cycles.append(CycleRef(int(c), None, m.start(), m.end()))
@@ -445,8 +458,8 @@ def _handle_list(p: _Parse, m: re.Match[str]) -> None:
     last = len(nums) - 1
     for i, (value, s, e) in enumerate(nums):
         p.add_point(value, unit, s, m.end() if i == last else e, flags)
-    if "(" in low[ns : m.end()]:
-        # A visit window inside the list ("0.5 (±5 minutes), 1, 2 hours").
+    if m["li_w"] or "(" in low[ns : m.end()]:
+        # A visit window inside the list ("0.5 (±5 minutes), 1, 2 hours", "24 ± 4 hours").
         for w in v.window.finditer(low, ns, m.end()):
             wvalue, wunit = _number(v, w["n"]), _unit(v, w["u"])
             if wvalue is not None and wunit is not None:
@@ -507,6 +520,28 @@ def _cycle_length(p: _Parse) -> tuple[float | None, list[tuple[int, int]]]:
     return length, spans
 
 
+_COMPOUND_GAP = re.compile(r"\s*(?:and\s+)?")
+
+
+def _compound(p: _Parse, best: _Point) -> _Point:
+    """A duration in two parts ("3 years 5 months", "2 years and 10 months"): their sum."""
+    for pt in p.points:
+        if (
+            pt.start > best.end
+            and not pt.flags
+            # A remainder under 1 % ("147 months and 5 days") is not worth an extra point.
+            and 0.01 * best.days < pt.days < DAYS_PER_UNIT[best.unit]
+            and _COMPOUND_GAP.fullmatch(p.low, best.end, pt.start)
+        ):
+            # The horizon must be one of the points: the whole duration becomes one, in the smaller unit.
+            whole = _Point(
+                (best.days + pt.days) / DAYS_PER_UNIT[pt.unit], pt.unit, best.start, pt.end, best.flags
+            )
+            p.points.append(whole)
+            return whole
+    return best
+
+
 def _horizon(p: _Parse) -> tuple[float | None, tuple[int, int] | None]:
     low = p.low
     length: float | None = None
@@ -523,6 +558,8 @@ def _horizon(p: _Parse) -> tuple[float | None, tuple[int, int] | None]:
             continue
         if best is None or pt.days >= best.days:
             best = pt
+    if best is not None and not best.flags & _AGE:
+        best = _compound(p, best)
     if length is not None and p.cycles:
         from_cycle: _Point | None = None
         for c in p.cycles:
@@ -544,8 +581,10 @@ def _horizon(p: _Parse) -> tuple[float | None, tuple[int, int] | None]:
 
 _OPEN_END = re.compile(r"\s*(?:\([^)]*\)\s*)?(?:-|–|to\b|until\b|till\b|through\b|and\b|up\s+to\b)")
 _AFTER_HORIZON = re.compile(
-    r"\s*(?:\([^)]{0,30}\)\s*)?(?:(?P<conn>after|following|post-|post|from|since|of|on|beyond|into|in)\b\s*)?"
+    r"\s*(?:\)\s*)?(?:\([^)]{0,30}\)\s*)?(?:(?P<conn>after|following|post-|post|from|since|of|on|beyond|into|in)\b\s*)?"
 )
+_GAP = re.compile(r"(?:[a-z-]+\s+){0,2}")
+_OWN_CONN = re.compile(r"(?:after|following|post|from|since)\b")
 _BREAK = re.compile(r"[;,|]|\b(?:and|or|then|until|to)\b")
 
 
@@ -558,6 +597,14 @@ def _choose_anchor(text: str, low: str, horizon_span: tuple[int, int] | None) ->
             pos = m.start("conn") if m["conn"] else m.end()
             near = next_anchor(text, low, pos)
             close = near is not None and near.end > pos and near.start <= pos + 40
+            if close and near is not None and not m["conn"] and near.start > pos + 1:
+                # Without a connector right after the horizon, only an adjacent phrase or one a noun or two
+                # on that brings its own ("31-day period after the booster") counts, not "at 12 weeks for
+                # each of the two treatments".
+                close = (
+                    bool(_GAP.fullmatch(low, pos, near.start))
+                    and _OWN_CONN.match(low, near.start) is not None
+                )
             if near is not None and close and not _BREAK.search(low, pos, max(pos, near.start)):
                 if near.kind == "treatment":
                     # "after the third session (last session)": the closer look wins.

@@ -15,6 +15,14 @@ from nlp.types import CriterionHit
     ("text", "expected"),
     [
         ("Duration of Response (DOR) per RECIST v1.1", [("RECIST 1.1", 31, 42)]),
+        # A version run on with "v" (corpus: RECISTv1.1 x14, CTCAEv5/CTCAEv2 ...); "very" is no version.
+        ("Best overall response per RECISTv1.1.", [("RECIST 1.1", 26, 36)]),
+        (
+            "based on NCI common toxicity criteria (CTCAEv2).",
+            [("NCI CTC", 9, 37), ("CTCAE 2.0", 39, 46)],
+        ),
+        ("graded by CTCAEv4", [("CTCAE 4.0", 10, 17)]),
+        ("RECISTvery", []),
         (
             "according to Response Evaluation Criteria in Solid Tumors (RECIST 1.1) and Prostate Cancer "
             "Working Group 3 (PCWG3)",

@@ -13,8 +13,10 @@ from nlp.endpoints import (
     Alternation,
     match_endpoints,
     parse_categories,
+    parse_implied,
     parse_patterns,
     parse_vocabulary,
+    parse_yields,
     vocabulary,
 )
 from nlp.errors import ResourceError
@@ -131,6 +133,86 @@ def test_endpoints_real_outcomes(
     assert result.category == category
 
 
+# Corpus outcomes outside the dev gold, one per recurring error type (ClinicalTrials.gov, 2024 crawl).
+@pytest.mark.parametrize(
+    ("measure", "hits", "category"),
+    [
+        # Non-native spelling of DLT.
+        (
+            "Dose limited toxicity (DLT)",
+            [("dose_limiting_toxicity", 0, 21), ("dose_limiting_toxicity", 23, 26)],
+            "safety",
+        ),
+        # "Time to Cmax" is Tmax, not Cmax.
+        ("Time to Cmax (Tmax) of ABBV-787", [("tmax", 0, 12), ("tmax", 14, 18)], "pharmacokinetics"),
+        # "Area under plasma concentration ... curve" (no "the") is AUC, not also a drug concentration.
+        (
+            "Area under plasma concentration versus time curve from zero to last sampling time (AUC0-t)",
+            [("auc", 0, 49), ("auc", 83, 87)],
+            "pharmacokinetics",
+        ),
+        # A named PK parameter makes the generic "Pharmacokinetic Parameter" redundant.
+        (
+            "Pharmacokinetic Parameter (Nanatinostat) - Time to Maximum Plasma Concentration [Tmax]",
+            [("tmax", 43, 79), ("tmax", 81, 85)],
+            "pharmacokinetics",
+        ),
+        # The parenthesis names the generic concentration precisely: it is kept.
+        (
+            "Maximum (peak) plasma drug concentration (Cmax) of encapsulated irinotecan",
+            [("cmax", 0, 40), ("cmax", 42, 46)],
+            "pharmacokinetics",
+        ),
+        (
+            "Phase 1 (Dose Escalation): minimum blood concentration (Cmin) after a single dose",
+            [("trough_concentration", 27, 54), ("trough_concentration", 56, 60)],
+            "pharmacokinetics",
+        ),
+        ("AML: Ceoi of Isatuximab", [("drug_concentration", 5, 9)], "pharmacokinetics"),
+        # "Serum levels of" an analyte is a biomarker, antibodies are immunogenicity.
+        ("Change in the Serum levels of IL-13", [("biomarker", 30, 35)], "biomarker"),
+        (
+            "Blood serum levels of antibodies caused by Prevenar 13 vaccine",
+            [("immunogenicity", 12, 32)],
+            "biomarker",
+        ),
+        (
+            "Anti-SARS-CoV-2 T cell specific response (Elispot)",
+            [("immunogenicity", 16, 40), ("immunogenicity", 42, 49)],
+            "biomarker",
+        ),
+        # "exposure to" a drug is not a PK exposure; the category keyword gives nothing here.
+        ("Single cell RNA sequencing of tumor and blood after exposure to AB154", [], "efficacy"),
+        # Laboratory analytes are biomarkers; engraftment and count recovery are not.
+        ("Triglyceride", [("biomarker", 0, 12)], "biomarker"),
+        ("Mean Corpuscular Hemoglobin Concentration", [("biomarker", 17, 27)], "biomarker"),
+        ("Median time to neutrophil and platelet count recovery", [], "efficacy"),
+        # A biomarker category keyword implies the biomarker id (every biomarker outcome of the gold has one).
+        ("Change in Serum Urea Level (mg/dL)", [("biomarker", 10, 15)], "biomarker"),
+        # Named toxicities are adverse events; the CTCAE's name is not.
+        ("Frequency of neutropenia", [("adverse_events", 13, 24)], "safety"),
+        (
+            "Number of Participants With Serum Chemistry Abnormalities by Worst Grade Per National Cancer "
+            "Institure Common Terminology Criteria Adverse Events (NCI CTCAE), Version 3.0",
+            [("laboratory_abnormalities", 28, 57)],
+            "safety",
+        ),
+        # Oncology QoL instruments.
+        (
+            "EPIC questionnaire hormonal function and bother scores",
+            [("quality_of_life", 0, 4)],
+            "patient_reported",
+        ),
+        ("SF-6D", [("quality_of_life", 0, 5)], "patient_reported"),
+    ],
+)
+def test_endpoints_corpus_error_types(measure: str, hits: list[tuple[str, int, int]], category: str) -> None:
+    result = match_endpoints(measure)
+    assert [(h.id, h.start, h.end) for h in result.hits] == hits
+    assert all(h.field == "measure" for h in result.hits)
+    assert result.category == category
+
+
 @pytest.mark.parametrize(
     ("measure", "description", "category", "evidence"),
     [
@@ -216,7 +298,7 @@ def test_endpoints_vocabulary_errors(text: str, message: str) -> None:
         (
             {"endpoint": {}},
             "endpoint_patterns.json, key 'endpoint': unknown key. Allowed keys: "
-            "['_doc', 'endpoints', 'ignore', 'generic_measure', 'description_stop']",
+            "['_doc', 'endpoints', 'ignore', 'generic_measure', 'description_stop', 'yields_to']",
         ),
         (
             {"endpoints": {"os": {"i": ["x"]}}},
@@ -263,4 +345,33 @@ def test_endpoints_category_file_errors() -> None:
     assert str(err.value) == (
         "categories.json, keywords 'clinical': unknown category. Use one of "
         "['efficacy', 'safety', 'pharmacokinetics', 'biomarker', 'patient_reported', 'other']"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"yields_to": ["overall_survival"]},
+            "endpoint_patterns.json, key 'yields_to': not an object. Map endpoint ids to lists of ids",
+        ),
+        (
+            {"yields_to": {"overall_survival": ["os"]}},
+            "endpoint_patterns.json, yields_to 'overall_survival': unknown endpoint id 'os'. "
+            "Use an id from endpoints.tsv: ['overall_survival']",
+        ),
+    ],
+)
+def test_endpoints_yields_to_errors(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ResourceError) as err:
+        parse_yields(data, parse_vocabulary(_VOCAB))
+    assert str(err.value) == message
+
+
+def test_endpoints_implied_id_must_be_of_its_category() -> None:
+    with pytest.raises(ResourceError) as err:
+        parse_implied({"implied": {"biomarker": "overall_survival"}}, parse_vocabulary(_VOCAB))
+    assert str(err.value) == (
+        "categories.json, implied 'biomarker': 'overall_survival' is not an id of that category. "
+        "Use one of []"
     )

@@ -204,6 +204,7 @@ CASES: list[tuple[str, list[tuple[float, str]], float | None, str | None]] = [
     ("Up to approximately 36 months", [(36, "month")], 1095.75, None),
     ("At each immunization and at study completion", [], None, "treatment"),
     ("after 12-week treatment", [(12, "week")], 84, "treatment"),
+    # One duration, but the 5 days change the horizon by under 1 %: no extra point.
     ("147 months and 5 days", [(147, "month"), (5, "day")], 4474.3125, None),
     (
         "From the first dose up to PD or death, whichever came first, assessed up to 24 months",
@@ -459,6 +460,77 @@ CASES: list[tuple[str, list[tuple[float, str]], float | None, str | None]] = [
     ("baseline to survival", [(0, "day")], None, "baseline"),
     ("12 previous months, collected at baseline", [(12, "month"), (0, "day")], 0, "baseline"),
     ("6 hours post treatment, and 24 hours post treatment", [(6, "hour"), (24, "hour")], 1, "treatment_end"),
+    # A time with a visit window written without parentheses: the time is a point and the horizon.
+    (
+        "Within 24 ± 4 hours after administration of gadoquatrane or any approved macrocyclic GBCAs",
+        [(24, "hour"), (4, "hour")],
+        1,
+        "treatment",
+    ),
+    ("Point 2. 15 ± 3 days after the start of the therapy.", [(15, "day"), (3, "day")], 15, "treatment"),
+    ("6±2 weeks post 1st treatment", [(6, "week"), (2, "week")], 42, "treatment"),
+    ("28±7 days postoperatively", [(28, "day"), (7, "day")], 28, "surgery"),
+    ("Day 60 ±5 days", [(60, "day"), (5, "day")], 60, None),
+    # "last"/"final" with a word before the noun is still the end of treatment.
+    ("At 12 weeks after the final DLI", [(12, "week")], 84, "treatment_end"),
+    ("Up to 3 months after the final vaccine dose", [(3, "month")], 91.3125, "treatment_end"),
+    ("Upwards to 6 months after the final laser treatment", [(6, "month")], 182.625, "treatment_end"),
+    ("Up to 30 days after the last TMS session", [(30, "day")], 30, "treatment_end"),
+    ("Up to 90 days after last patient first treatment", [(90, "day")], 90, "treatment"),
+    # The start of study treatment is the treatment, the start of the study is study entry.
+    ("At 24 weeks after the start of study treatments", [(24, "week")], 168, "treatment"),
+    (
+        "From the start of the study until the end of follow-up, up to 3 years",
+        [(3, "year")],
+        1095.75,
+        "baseline",
+    ),
+    # Compound durations: the horizon is the whole duration.
+    ("Up to 3 years 5 months", [(3, "year"), (5, "month"), (41, "month")], 1247.9375, None),
+    ("Up to 2 years and 10 months", [(2, "year"), (10, "month"), (34, "month")], 1034.875, None),
+    ("1 week and 3 days", [(1, "week"), (3, "day"), (10, "day")], 10, None),
+    (
+        "From first dose to discontinuation of study drug (up to 3 years and 4 months)",
+        [(3, "year"), (4, "month"), (40, "month")],
+        1217.5,
+        "treatment",
+    ),
+    ("12 months and 24 months", [(12, "month"), (24, "month")], 730.5, None),
+    # "Day +100": a signed study day, as "Day -14" is.
+    ("Day +100", [(100, "day")], 100, None),
+    ("Day +84-90 Post-Transplant", [(84, "day"), (90, "day")], 90, "surgery"),
+    ("Day -7 to Day +28", [(-7, "day"), (28, "day")], 28, None),
+    # "post-baseline" names the anchor but is no time zero.
+    ("two and 6 months post-baseline", [(2, "month"), (6, "month")], 182.625, "baseline"),
+    (
+        "Baseline, 3, 7, 10, 14 days post-baseline",
+        [(0, "day"), (3, "day"), (7, "day"), (10, "day"), (14, "day")],
+        14,
+        "baseline",
+    ),
+    # Completing or finishing the treatment is its end.
+    (
+        "Assessment of serologic markers on Day 0 and 2 months after completing treatment",
+        [(0, "day"), (2, "month")],
+        60.875,
+        "treatment_end",
+    ),
+    ("3 months after finishing radiotherapy", [(3, "month")], 91.3125, "treatment_end"),
+    # "Dose-Limiting" is no dose.
+    ("At the end of 28 day Dose-Limiting Toxicities (DLT) observation Period", [(28, "day")], 28, None),
+    # An anchor word further on without a connector is not what the horizon counts from.
+    (
+        "Change from Baseline Supraclavicular skin temperature at 6 and 12 weeks for each of the two treatments (multi-ingredient and placebo)",
+        [(0, "day"), (6, "week"), (12, "week")],
+        84,
+        "baseline",
+    ),
+    (
+        "group 2: more than three years (3-4 years) after SCIT completion",
+        [(3, "year"), (4, "year")],
+        1461,
+        "treatment_end",
+    ),
 ]
 
 
@@ -489,6 +561,25 @@ def test_timeframes_real_time_frames(
         ("Days 1 and 15 of Cycle 2", [(2, 1), (2, 15)], None),
         ("Cycle 1 (28 days)", [(1, None)], 28),
         ("Cycles 1-6", [(1, None), (6, None)], None),
+        # Several cycles for one day; a parenthesis between them; "1, 2, and 5".
+        ("Day 1 of Cycles 2, 3, 4, 5 and 6", [(2, 1), (3, 1), (4, 1), (5, 1), (6, 1)], None),
+        ("Day 1 (pre-dose) of Cycles 1, 2, and 5 (1 cycle= 28 days)", [(1, 1), (2, 1), (5, 1)], 113),
+        (
+            "Pre-dose on Day 1 of Cycles 1, 2, 4, and 6, 0.5 hours post-dose",
+            [(1, 1), (2, 1), (4, 1), (6, 1)],
+            1 / 48,
+        ),
+        ("Cycles 1, 2, 5, and 9", [(1, None), (2, None), (5, None), (9, None)], None),
+        (
+            "and third dose (Day 15) of the first cycle (each cycle is 28 days); and Day 1 (dosing) of Cycle 2 and "
+            "Day 1 (dosing) of Cycle 3.",
+            [(2, 1), (3, 1), (1, 15)],
+            57,
+        ),
+        # Ways of stating the cycle length.
+        ("every cycle until cycle 6 (one cycle equals 3 weeks)", [(6, None)], 126),
+        ("Cycle 2 (cycle is of 28 days)", [(2, None)], 56),
+        ("End of Cycle 3 (each cycle was 21 days)", [(3, None)], 63),
         ("After second cycle of treatment", [(2, None)], None),
         (
             "Predose, 1, 2, 2.25, 2.5, 4, 6, 8, 24, 36-48 hours postdose on Cycle 1 Day 1, Cycle 2 Day 1",
