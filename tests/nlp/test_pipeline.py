@@ -20,6 +20,7 @@ from nlp.pipeline import (
     make_outcome_doc,
     outcome_to_json,
 )
+from nlp.types import CATEGORIES
 from tests.conftest import FIXTURES, GOLD, SEEDS
 
 DAYS = {"minute": 1 / 1440, "hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.4375, "year": 365.25}
@@ -258,14 +259,7 @@ def test_pipeline_outcome_invariants(extractor, measure: str, description: str, 
     timing = out["timing"]
     if timing["horizon_days"] is not None:
         assert any(abs(p["days"] - timing["horizon_days"]) < 1e-9 for p in timing["points"])
-    assert out["category"] in (
-        "efficacy",
-        "safety",
-        "pharmacokinetics",
-        "biomarker",
-        "patient_reported",
-        "other",
-    )
+    assert out["category"] in CATEGORIES
     assert len(set(out["endpoints"])) == len(out["endpoints"])
 
 
