@@ -29,7 +29,10 @@ from spacy.tokens import Doc
 from nlp.abbreviations import find_abbreviations
 from nlp.anchors import resolve_anchor
 from nlp.criteria import find_criteria, merge_criteria
+from nlp.design import extract_design
+from nlp.dose_groups import find_dose_groups
 from nlp.endpoints import match_endpoints
+from nlp.study import ArmGroup, Intervention, Outcome
 from nlp.timeframes import parse_time_frame
 from nlp.types import OUTCOME_FIELDS, Anchor, Timing
 
@@ -269,3 +272,162 @@ def make_criteria(nlp: Language, name: str, spans_key: str) -> CriteriaComponent
 )
 def make_abbreviations(nlp: Language, name: str, spans_key: str) -> AbbreviationComponent:
     return AbbreviationComponent(name, spans_key)
+
+
+# --- Study-level components -------------------------------------------------------------------------
+
+#: Where a study Doc keeps its state in ``doc.user_data`` (plain JSON-able data, like the outcome state).
+STUDY_STATE_KEY = "trialsift.study"
+
+
+def study_state(doc: Doc) -> dict[str, Any] | None:
+    """A study Doc's state dict (None for a Doc not made by ``make_study_doc``)."""
+    state: dict[str, Any] | None = doc.user_data.get(STUDY_STATE_KEY)
+    return state
+
+
+if not Doc.has_extension("study"):
+    Doc.set_extension("study", getter=study_state)
+
+
+class _StudyEvidence:
+    """Like :class:`_Evidence`, for a study Doc whose fields are the study's prose fields."""
+
+    def __init__(self, doc: Doc, component: str, key: str) -> None:
+        state = doc.user_data.get(STUDY_STATE_KEY)
+        if state is None:
+            raise ValueError(
+                f"[{component}] the Doc has no study fields: build it with "
+                "nlp.pipeline.make_study_doc(nlp, study), not nlp(text)"
+            )
+        self.doc, self.key, self.state = doc, key, state
+        self.texts: dict[str, str] = state["texts"]
+        self.spans: list[Any] = []
+
+    def add(self, field: str, start: int, end: int, label: str) -> None:
+        """Exact evidence row; a token-aligned Span when the field is part of the Doc's text.
+
+        Values read from an outcome's time frame (``outcomes[i].time_frame``) are not in the study Doc's
+        text, so they keep their evidence row only.
+        """
+        self.state["evidence"].append([field, start, end, label])
+        bounds = self.state["bounds"].get(field)
+        if bounds is not None:
+            kind, _, value = label.partition(":")
+            kb = value if kind in ("escalation", "phase", "criterion") else ""
+            span = self.doc.char_span(
+                bounds[0] + start, bounds[0] + end, label=kind, kb_id=kb, alignment_mode="expand"
+            )
+            if span is not None:
+                self.spans.append(span)
+
+    def commit(self, **results: Any) -> None:
+        self.state.update(results)
+        if not self.spans:
+            return
+        if self.key in self.doc.spans:
+            self.doc.spans[self.key].extend(self.spans)
+        else:
+            self.doc.spans[self.key] = self.spans
+
+
+def _min_max(pair: tuple[int | None, int | None] | None) -> dict[str, int | None] | None:
+    return None if pair is None else {"min": pair[0], "max": pair[1]}
+
+
+class DesignComponent:
+    """Design facts: phases, escalation scheme, DLT window and rule, planned enrollment, cohort size, and
+    the assessment criteria named anywhere in the study."""
+
+    def __init__(self, name: str, spans_key: str) -> None:
+        self.name = name
+        self.spans_key = spans_key
+
+    def __call__(self, doc: Doc) -> Doc:
+        ev = _StudyEvidence(doc, self.name, self.spans_key)
+        state = ev.state
+        outcomes = [Outcome(*row) for row in state["outcomes"]]
+        texts = list(ev.texts.items())
+        design = extract_design(texts, state["registry_phases"], outcomes)
+        for field, start, end, label in design.evidence:
+            ev.add(field, start, end, label)
+        per_text = [(field, find_criteria(text)) for field, text in texts]
+        per_text += [
+            (f"outcomes[{i}].{name}", find_criteria(getattr(o, name)))
+            for i, o in enumerate(outcomes)
+            for name in OUTCOME_FIELDS
+        ]
+        criteria = [hit.name for hit in merge_criteria(hits for _, hits in per_text)]
+        kept = set(criteria)
+        for field, hits in per_text:
+            for hit in hits:
+                if hit.name in kept:
+                    ev.add(field, hit.start, hit.end, f"criterion:{hit.name}")
+        ev.commit(
+            design={
+                "phases": list(design.phases),
+                "escalation": design.escalation,
+                "dlt_window_days": design.dlt_window_days,
+                "dlt_rule": (
+                    None
+                    if design.dlt_rule is None
+                    else {"max_events": design.dlt_rule[0], "of_patients": design.dlt_rule[1]}
+                ),
+                "enrollment": _min_max(design.enrollment),
+                "cohort_size": _min_max(design.cohort_size),
+                "criteria": criteria,
+            }
+        )
+        return doc
+
+
+class DoseGroupComponent:
+    """Dose groups of the study intervention (not conditioning or background doses) and their count."""
+
+    def __init__(self, name: str, spans_key: str) -> None:
+        self.name = name
+        self.spans_key = spans_key
+
+    def __call__(self, doc: Doc) -> Doc:
+        ev = _StudyEvidence(doc, self.name, self.spans_key)
+        state = ev.state
+        result = find_dose_groups(
+            list(ev.texts.items()),
+            [Intervention(**iv) for iv in state["interventions"]],
+            [ArmGroup(**arm) for arm in state["arm_groups"]],
+        )
+        groups = []
+        for g in result.groups:
+            ev.add(g.field, g.start, g.end, f"dose_group:{g.value:g} {g.unit}")
+            groups.append(
+                {
+                    "label": g.label,
+                    "value": g.value,
+                    "unit": g.unit,
+                    "text": g.text,
+                    "span": {"field": g.field, "start": g.start, "end": g.end},
+                }
+            )
+        if result.count_span is not None:
+            field, start, end = result.count_span
+            ev.add(field, start, end, f"dose_group_count:{result.count}")
+        ev.commit(dose_groups=groups, dose_group_count=result.count)
+        return doc
+
+
+@Language.factory(
+    "trialsift_design",
+    default_config={"spans_key": SPANS_KEY},
+    assigns=["doc._.study", "doc.spans"],
+)
+def make_design(nlp: Language, name: str, spans_key: str) -> DesignComponent:
+    return DesignComponent(name, spans_key)
+
+
+@Language.factory(
+    "trialsift_dose_groups",
+    default_config={"spans_key": SPANS_KEY},
+    assigns=["doc._.study", "doc.spans"],
+)
+def make_dose_groups(nlp: Language, name: str, spans_key: str) -> DoseGroupComponent:
+    return DoseGroupComponent(name, spans_key)

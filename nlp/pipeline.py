@@ -16,12 +16,13 @@ from typing import Any
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 import nlp.tokenizer  # noqa: F401  (registers the tokenizer)
-from nlp.components import STATE_KEY  # importing registers the factories
+from nlp.components import STATE_KEY, STUDY_STATE_KEY  # importing registers the factories
 from nlp.errors import RecordError, TrialsiftError
 from nlp.ingest import read_path, read_record, read_text
-from nlp.study import Study
+from nlp.study import Study, study_texts
 from nlp.types import OUTCOME_FIELDS
 
 #: The components of the default pipeline, in order.
@@ -38,6 +39,9 @@ _FIELD_ORDER = {name: i for i, name in enumerate(OUTCOME_FIELDS)}
 FIELD_SEPARATOR = "\n\n"
 
 
+#: The components of the study-level pipeline (one Doc per study: its prose fields).
+STUDY_COMPONENTS: tuple[str, ...] = ("trialsift_design", "trialsift_dose_groups")
+
 #: ``spacy.blank("en")`` with trialsift's registry tokenizer (see :mod:`nlp.tokenizer`).
 BLANK_CONFIG = {"nlp": {"tokenizer": {"@tokenizers": "trialsift.registry_tokenizer.v1"}}}
 
@@ -48,6 +52,57 @@ def build_pipeline() -> Language:
     for name in COMPONENTS:
         nlp.add_pipe(name)
     return nlp
+
+
+def build_study_pipeline(vocab: Vocab | None = None) -> Language:
+    """A blank English pipeline (registry tokenizer) with the study-level components.
+
+    Args:
+        vocab: share the outcome pipeline's vocabulary (``Extractor`` does), else a new one.
+    """
+    nlp = spacy.blank("en", config=BLANK_CONFIG, vocab=vocab if vocab is not None else True)
+    for name in STUDY_COMPONENTS:
+        nlp.add_pipe(name)
+    return nlp
+
+
+def make_study_doc(nlp: Language, study: Study) -> Doc:
+    """Tokenise a study's prose fields into one Doc; ``_.study`` holds the fields and what the study-level
+    components read (registry phases, outcomes, interventions, arm groups) as plain data."""
+    texts: dict[str, str] = {}
+    bounds: dict[str, list[int]] = {}
+    parts: list[str] = []
+    pos = 0
+    for name, text in study_texts(study):
+        if parts:
+            parts.append(FIELD_SEPARATOR)
+            pos += len(FIELD_SEPARATOR)
+        texts[name] = text
+        bounds[name] = [pos, pos + len(text)]
+        parts.append(text)
+        pos += len(text)
+    doc = nlp.make_doc("".join(parts))
+    doc.user_data[STUDY_STATE_KEY] = {
+        "texts": texts,
+        "bounds": bounds,
+        "registry_phases": list(study.phases),
+        "outcomes": [[o.role, o.measure, o.description, o.time_frame] for o in study.outcomes],
+        "interventions": [
+            {"name": i.name, "type": i.type, "description": i.description, "other_names": list(i.other_names)}
+            for i in study.interventions
+        ],
+        "arm_groups": [
+            {
+                "label": a.label,
+                "type": a.type,
+                "description": a.description,
+                "intervention_names": list(a.intervention_names),
+            }
+            for a in study.arm_groups
+        ],
+        "evidence": [],
+    }
+    return doc
 
 
 def make_outcome_doc(nlp: Language, measure: str, description: str = "", time_frame: str = "") -> Doc:
@@ -88,28 +143,20 @@ def outcome_to_json(role: str, doc: Doc) -> dict[str, Any]:
     }
 
 
-def empty_design(study: Study) -> dict[str, Any]:
-    """Study-level design fields. Only the registry's phases are filled so far."""
-    return {
-        "phases": list(study.phases),
-        "escalation": None,
-        "dlt_window_days": None,
-        "dlt_rule": None,
-        "enrollment": None,
-        "cohort_size": None,
-        "dose_group_count": None,
-        "criteria": [],
-    }
-
-
-def study_to_json(study: Study, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The spec's per-study object."""
+def study_to_json(study: Study, outcomes: list[dict[str, Any]], study_doc: Doc) -> dict[str, Any]:
+    """The spec's per-study object, from the processed outcome Docs' JSON and the study Doc."""
+    state = study_doc.user_data[STUDY_STATE_KEY]
+    design = dict(state["design"])
+    design["dose_group_count"] = state["dose_group_count"]
+    design["spans"] = [
+        {"field": f, "start": s, "end": e, "label": label} for f, s, e, label in state["evidence"]
+    ]
     return {
         "id": study.id,
         "source_format": study.source_format,
         "outcomes": outcomes,
-        "design": empty_design(study),
-        "dose_groups": [],
+        "design": design,
+        "dose_groups": state["dose_groups"],
         "registry_enrollment": study.enrollment,
         "errors": list(study.errors),
     }
@@ -118,8 +165,11 @@ def study_to_json(study: Study, outcomes: list[dict[str, Any]]) -> dict[str, Any
 class Extractor:
     """Runs the pipeline over studies. Build one per process: the spaCy pipeline is built once here."""
 
-    def __init__(self, nlp: Language | None = None, batch_size: int = 512) -> None:
+    def __init__(
+        self, nlp: Language | None = None, study_nlp: Language | None = None, batch_size: int = 512
+    ) -> None:
         self.nlp = nlp if nlp is not None else build_pipeline()
+        self.study_nlp = study_nlp if study_nlp is not None else build_study_pipeline(self.nlp.vocab)
         self.batch_size = batch_size
 
     def extract_studies(self, studies: Iterable[Study]) -> Iterator[dict[str, Any]]:
@@ -155,11 +205,14 @@ class Extractor:
                 batch_size=self.batch_size,
             )
         )
+        studies = [item for item in chunk if isinstance(item, Study)]
+        study_docs = iter(self.study_nlp.pipe(make_study_doc(self.study_nlp, s) for s in studies))
         for item in chunk:
             if isinstance(item, RecordError):
                 yield item
                 continue
-            yield study_to_json(item, [outcome_to_json(o.role, next(docs)) for o in item.outcomes])
+            outcome_json = [outcome_to_json(o.role, next(docs)) for o in item.outcomes]
+            yield study_to_json(item, outcome_json, next(study_docs))
 
 
 class ExtractionErrors(TrialsiftError):

@@ -60,3 +60,26 @@ class Study:
     enrollment_type: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def study_texts(study: Study) -> list[tuple[str, str]]:
+    """The study's prose fields as ``(field, text)`` pairs, in reading order, empty ones left out.
+
+    Field names address the record: ``title``, ``official_title``, ``brief_summary``,
+    ``detailed_description``, ``arm_groups[i].label``, ``arm_groups[i].description``,
+    ``interventions[i].name``, ``interventions[i].description``. Study-level extraction (design facts,
+    dose groups) reports offsets into these texts under these names.
+    """
+    pairs: list[tuple[str, str]] = [
+        ("title", study.title),
+        ("official_title", study.official_title),
+        ("brief_summary", study.brief_summary),
+        ("detailed_description", study.detailed_description),
+    ]
+    for i, arm in enumerate(study.arm_groups):
+        pairs.append((f"arm_groups[{i}].label", arm.label))
+        pairs.append((f"arm_groups[{i}].description", arm.description))
+    for i, iv in enumerate(study.interventions):
+        pairs.append((f"interventions[{i}].name", iv.name))
+        pairs.append((f"interventions[{i}].description", iv.description))
+    return [(name, text) for name, text in pairs if text and text.strip()]

@@ -26,11 +26,13 @@ from tests.conftest import FIXTURES, GOLD, SEEDS
 DAYS = {"minute": 1 / 1440, "hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.4375, "year": 365.25}
 
 
+def _seed_items() -> list[dict[str, Any]]:
+    lines = (GOLD / "seeds.gold.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def _seed_outcome_items() -> list[dict[str, Any]]:
-    items = [
-        json.loads(line) for line in (GOLD / "seeds.gold.jsonl").read_text().splitlines() if line.strip()
-    ]
-    return [item for item in items if "role" in item]
+    return [item for item in _seed_items() if "role" in item]
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +294,35 @@ def test_pipeline_extract_reports_unreadable_records_and_keeps_the_rest(extracto
     assert [str(e) for e in exc.value.errors] == [
         '<record 2>: not an API v2 study: no "protocolSection" (keys found: studies)'
     ]
+
+
+def _seed_trial_items() -> list[dict[str, Any]]:
+    items = [
+        json.loads(line) for line in (GOLD / "seeds.gold.jsonl").read_text().splitlines() if line.strip()
+    ]
+    return [item for item in items if "role" not in item]
+
+
+@pytest.mark.parametrize("item", _seed_trial_items(), ids=lambda item: item["item"])
+def test_pipeline_seed_trial_fields_exact(
+    seed_results: dict[str, dict[str, Any]], item: dict[str, Any]
+) -> None:
+    gold, study = item["gold"], seed_results[item["nct_id"]]
+    design = study["design"]
+    assert design["phases"] == gold["phases"]
+    assert design["escalation"] == gold["escalation"]
+    window = gold["dlt_window"]
+    assert design["dlt_window_days"] == (None if window is None else window[0] * DAYS[window[1]])
+    rule = gold["dlt_rule"]
+    assert design["dlt_rule"] == rule
+    for key in ("enrollment", "cohort_size"):
+        expected = gold[key]
+        assert design[key] == (None if expected is None else {"min": expected[0], "max": expected[1]})
+    assert design["dose_group_count"] == gold["dose_group_count"]
+    assert design["criteria"] == gold["criteria"]
+    assert [(g["value"], g["unit"], g["text"]) for g in study["dose_groups"]] == [
+        (pytest.approx(v), u, t) for v, u, t in gold["dose_groups"]
+    ]
+    for span in design["spans"]:
+        field = span["field"]
+        assert field in ("title", "brief_summary", "detailed_description") or field.startswith("outcomes[")
