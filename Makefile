@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/score_dev.py
 	$(BIN)/python benchmarks/outcome_speed.py
+	$(BIN)/python benchmarks/study_speed.py
 
 clean:
 	rm -rf $(VENV) out
