@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nlp.doses import Dose, parse_doses
-from nlp.errors import ResourceError
+from nlp.errors import ResourceError, checked_pattern
 from nlp.study import ArmGroup, Intervention
 
 _RESOURCE: Final = "nlp/resources/dose_groups.json"
@@ -79,15 +79,7 @@ def _fail(where: str, problem: str, fix: str) -> ResourceError:
 
 
 def _rx(where: str, pattern: Any) -> str:
-    if not isinstance(pattern, str) or not pattern:
-        raise _fail(where, "not a non-empty string", "Give a regular expression as a JSON string")
-    try:
-        re.compile(pattern)
-    except re.error as err:
-        raise _fail(
-            where, f"bad regular expression ({err})", "Fix the pattern (escape backslashes twice)"
-        ) from None
-    return pattern
+    return checked_pattern(_RESOURCE, where, pattern)
 
 
 def _alt(key: str, items: Any) -> str:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from nlp.errors import ResourceError
+from nlp.errors import ResourceError, checked_pattern
 
 UNITS: Final[tuple[str, ...]] = (
     "cells",
@@ -71,15 +71,7 @@ def _fail(where: str, problem: str, fix: str) -> ResourceError:
 
 
 def _compile(where: str, pattern: Any) -> str:
-    if not isinstance(pattern, str) or not pattern:
-        raise _fail(where, "pattern is not a non-empty string", "Give a regular expression as a JSON string")
-    try:
-        re.compile(pattern)
-    except re.error as err:
-        raise _fail(
-            where, f"bad regular expression ({err})", "Fix the pattern (escape backslashes twice)"
-        ) from None
-    return pattern
+    return checked_pattern(_RESOURCE, where, pattern)
 
 
 # Scientific notation, as written: the exponent after "×10" comes as ^8, \^8, **8, *8, e8, E+08,
