@@ -11,7 +11,9 @@ The vocabulary (scheme names, patient nouns, enrollment verbs, exclusions) is da
   2 of 6 have DLT" and "fewer than 2 of 6" -> 1/6; "6 or more of 12" -> 5/12; a 6-patient denominator
   is preferred when 3 and 6 are both given.
 - enrollment: the planned total; stage or phase parts are summed; an open bound ("at least 6",
-  "a minimum of 6") gives no enrollment; "up to N" and "a maximum of N" give (N, N).
+  "a minimum of 6") gives no enrollment; "up to N" and "a maximum of N" give (N, N); counts per dose
+  level ("at each of", "at the 100 microgram dose") and fractions ("9 of 12 patients") are no enrollment.
+- cohort_size: "cohorts of 3" with a count rule over 6 patients is 3-6 (the cohort expands on a DLT).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class _Vocab:
     fraction: re.Pattern[str]
     cohort: tuple[re.Pattern[str], ...]
     cohort_33: re.Pattern[str]
+    fraction_head: re.Pattern[str]
 
 
 def _fail(where: str, problem: str, fix: str) -> ResourceError:
@@ -206,9 +209,15 @@ def parse_vocab(data: Any) -> _Vocab:
         ),
         cohort_33=re.compile(
             rf"\b(?:3|three)\s+(?:additional|more|further|new|other)\s+{noun}|"
-            rf"\b(?:expand\w*|increas\w*|extend\w*)\s+to\s+(?:a total of\s+)?(?:6|six)\s+{noun}|"
+            rf"\b(?:expand\w*|increas\w*|extend\w*)\s+to\s+(?:(?:incorporate|include)\s+)?(?:a total of\s+)?"
+            rf"(?:6|six)\s+{noun}|"
+            rf"\b(?:6|six)\s+{noun}\s+(?:are|will be)\s+(?:entered|enrolled|treated)\s+"
+            rf"at\s+(?:that|the same)\b|"
             rf"\b(?:3|three)\s+{noun}\s+(?:will be|are|is)\s+(?:added|enrolled in addition)",
             re.IGNORECASE,
+        ),
+        fraction_head=re.compile(
+            rf"(?<![\w.]){num}\s*(?:of|out of|/)\s*(?:(?:the|these|those)\s+)?$", re.IGNORECASE
         ),
     )
 
@@ -440,7 +449,7 @@ _TIME: Final = re.compile(
 _DAY_RANGE: Final = re.compile(r"\bday\s*1\s*(?:to|through|-|–)\s*day\s*(?P<n>\d{1,3})\b", re.IGNORECASE)
 _OBSERVED_BEFORE: Final = re.compile(
     r"(?:observed|followed|evaluated|monitored|receive[sd]?)\s+(?:for\s+)?(?:at least\s+|a minimum of\s+)?"
-    r"(?P<n>\d{1,3}|one|two|three|four|six)\s+(?P<u>days?|weeks?)\s+(?:of therapy\s+)?before\s+"
+    r"(?P<n>\d{1,3}|one|two|three|four|six)\s+(?P<u>days?|weeks?)\s+(?:[a-z]+\s+){0,4}?before\s+"
     r"(?:dose\s+)?(?:escalat\w*|the next|proceed\w*|enrol\w*|subsequent|a higher)",
     re.IGNORECASE,
 )
@@ -580,6 +589,25 @@ _TOTAL: Final = re.compile(
 )
 
 
+def _excluded(v: _Vocab, sent: str, ms: Sequence[re.Match[str]], k: int) -> bool:
+    """Whether a cue near count ``k`` makes it a cohort, subgroup or rate rather than an enrollment.
+
+    The context stops at the neighbouring counts, and a cue right before the next count is that count's
+    ("approximately 27 patients will be accrued at a rate of 15 patients per year").
+    """
+    m = ms[k]
+    if v.enroll_exclude.search(m.group(0)):
+        return True
+    lo = max(m.start() - 30, ms[k - 1].end() if k else 0)
+    nxt = ms[k + 1].start() if k + 1 < len(ms) else None
+    hi = min(m.end() + 45, nxt if nxt is not None else len(sent))
+    for x in v.enroll_exclude.finditer(sent, lo, hi):
+        if nxt is not None and not sent[x.end() : nxt].strip():
+            continue
+        return True
+    return False
+
+
 def _enrollment(
     v: _Vocab, texts: Sequence[tuple[str, str]]
 ) -> tuple[tuple[int | None, int | None] | None, Evidence | None]:
@@ -614,15 +642,14 @@ def _enrollment(
                     or (b is None and a <= 6 and not m.group("q"))
                 ):
                     continue
-                local = sent[max(0, m.start() - 30) : m.end() + 45]
-                if v.enroll_exclude.search(local) or v.enroll_exclude.search(m.group(0)):
+                if _excluded(v, sent, ms, k):
                     continue
                 if re.search(
                     r"\b(?:first|next|last|remaining|initial)\s*$",
                     sent[max(0, m.start() - 12) : m.start()],
                     re.I,
-                ):
-                    continue
+                ) or v.fraction_head.search(sent, max(0, m.start() - 24), m.start()):
+                    continue  # "the first 3 patients"; "DLT in 9 of 12 patients" is a fraction, not a count
                 seg_lo = ms[k - 1].end() if k else 0
                 seg_hi = ms[k + 1].start() if k + 1 < len(ms) else len(sent)
                 seg = sent[seg_lo:seg_hi]
@@ -720,6 +747,12 @@ def _infer(v: _Vocab, texts: Sequence[tuple[str, str]], d: Design) -> None:
                 d.dlt_rule = (tolerated, of)
                 d.evidence.append((name, m.start(), m.end(), f"dlt_rule:{tolerated}/{of}"))
             break
+    if d.cohort_size == (3, 3) and d.dlt_rule is not None and d.dlt_rule[1] == 6:
+        # "Cohorts of 3 patients" with a rule over 6 patients: the cohort is expanded to 6 on a DLT.
+        d.cohort_size = (3, 6)
+        d.evidence = [
+            (*e[:3], "cohort_size:3-6") if e[3].startswith("cohort_size:") else e for e in d.evidence
+        ]
     if (
         d.escalation is None
         and d.cohort_size == (3, 6)

@@ -39,6 +39,16 @@ _KEYS: Final = (
 )
 _WINDOW: Final = 60  # characters before a dose searched for a background drug or a label
 _SENTENCE: Final = re.compile(r"(?<=[.;!?])\s+(?=[A-Z(])|\n+")
+# What may remain of an intervention name once its background drugs are removed, for it still to be
+# only a background drug ("Fludarabine phosphate", "Cyclophosphamide + fludarabine lymphodepletion").
+_FILLER: Final = re.compile(
+    r"\b(?:and|plus|with|in|of|the|for|combination|combined|injection|infusion|chemotherapy|therapy|regimen|"
+    r"doses?|low|high|iv|oral|tablets?|capsules?|phosphate|hydrochloride|sodium|acetate|mg|kg|m2|drug|"
+    r"agent|premedication|conditioning|lymphodepleting|lymphodepletion)\b|[^A-Za-z]+",
+    re.IGNORECASE,
+)
+# A cell product or a coded investigational drug in a name: not a background drug, whatever its other names.
+_PRODUCT: Final = re.compile(r"\b[A-Z]{1,6}-?\d{2,}|\bCAR\b|CAR-?T|\bcells?\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +163,17 @@ class _Cand:
     single: bool
 
 
-def _candidates(field: str, text: str, cues: _Cues, background_field: bool) -> list[_Cand]:
+def _is_background(cues: _Cues, text: str, study_drugs: frozenset[str]) -> bool:
+    return any(m.group(0).lower() not in study_drugs for m in cues.background.finditer(text))
+
+
+def _pure_background(cues: _Cues, name: str) -> bool:
+    return bool(cues.background.search(name)) and not _FILLER.sub("", cues.background.sub(" ", name)).strip()
+
+
+def _candidates(
+    field: str, text: str, cues: _Cues, background_field: bool, study_drugs: frozenset[str] = frozenset()
+) -> list[_Cand]:
     out: list[_Cand] = []
     prev_end = 0
     doses = parse_doses(text)
@@ -167,7 +187,7 @@ def _candidates(field: str, text: str, cues: _Cues, background_field: bool) -> l
         while j > 0 and dose.start - doses[j - 1].end < 12 and doses[j - 1].unit == dose.unit:
             j -= 1
         head = text[max(sent, doses[j].start - _WINDOW) : doses[j].start] if j != i else before
-        if background_field or cues.background.search(head if j != i else before):
+        if background_field or _is_background(cues, head if j != i else before, study_drugs):
             continue
         sentence_end = _SENTENCE.search(text, dose.end)
         context = text[sent : sentence_end.start() if sentence_end else len(text)]
@@ -255,18 +275,43 @@ def find_dose_groups(
     """
     cues = _cues()
     text_of = dict(texts)
+    # An intervention is a background drug when its name is nothing but background drugs, or its other
+    # names are and its name is no cell product or coded drug ("Chemotherapy" aka fludarabine).
     background_iv = {
         i
         for i, iv in enumerate(interventions)
-        if cues.background.search(f"{iv.name} {' '.join(iv.other_names)}")
+        if _pure_background(cues, iv.name)
+        or (
+            iv.other_names
+            and all(_pure_background(cues, o) for o in iv.other_names)
+            and not _PRODUCT.search(iv.name)
+        )
     }
+    # When every active intervention is a "background" drug, that drug is the one under study (an
+    # aldesleukin or etoposide dose escalation): its doses are the groups.
+    active = [
+        i for i, iv in enumerate(interventions) if not re.search(r"(?i)placebo|saline|vehicle", iv.name)
+    ]
+    study_drugs: frozenset[str] = frozenset()
+    if active and all(i in background_iv for i in active):
+        study_drugs = frozenset(
+            m.group(0).lower() for i in active for m in cues.background.finditer(interventions[i].name)
+        )
+        background_iv = set()
     per_field: list[tuple[str, list[_Cand]]] = []
     arm_cands: list[_Cand] = []
+    iv_cands: list[_Cand] = []
     for field, text in texts:
         bg = False
         if field.startswith("interventions["):
             bg = int(field[len("interventions[") : field.index("]")]) in background_iv
-        cands = _candidates(field, text, cues, bg)
+        cands = _candidates(field, text, cues, bg, study_drugs)
+        if field.startswith("interventions[") and field.endswith(".name"):
+            # A dose in an intervention's name is the dose of a registered intervention: a group context.
+            cands = [_Cand(c.dose, c.field, c.label, True, c.single) for c in cands]
+            i = int(field[len("interventions[") : field.index("]")])
+            if cands and not any(c.field.startswith(f"interventions[{i}]") for c in iv_cands):
+                iv_cands.append(cands[0])
         # An arm's first dose stands for the arm; an arm text listing several levels is also a field.
         if field.startswith("arm_groups[") and cands:
             i = int(field[len("arm_groups[") : field.index("]")])
@@ -279,6 +324,9 @@ def find_dose_groups(
     options: list[tuple[int, int, list[_Cand], str]] = []  # (distinct, priority, groups, source text)
     arm_sets = _by_unit(arm_cands)
     for _unit, cs in arm_sets.items():
+        if len({c.field.split("]")[0] for c in cs}) >= 2 and len(cs) >= 2:
+            options.append((len(cs), 3, cs, ""))
+    for _unit, cs in _by_unit(iv_cands).items():
         if len({c.field.split("]")[0] for c in cs}) >= 2 and len(cs) >= 2:
             options.append((len(cs), 2, cs, ""))
     for field, cands in per_field:

@@ -76,7 +76,12 @@ def _compile(where: str, pattern: Any) -> str:
 
 # Scientific notation, as written: the exponent after "×10" comes as ^8, \^8, **8, *8, e8, E+08,
 # (8), a superscript, "to the 8th", or glued digits whose superscript was lost ("× 108").
-_NUM: Final = r"(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|\.\d+"
+# A decimal comma ("0,35 mg/kg", "2,5mg") is read only right before a unit letter: "1,000" and lists
+# with spaces ("1, 3 and 10 mg") keep their meaning.
+_NUM: Final = r"\d{1,4},\d{1,2}(?![\d,])(?=\s?[A-Za-zµμ])|(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|\.\d+"
+_DECIMAL_COMMA: Final = re.compile(r"\d+,\d{1,2}")
+_COUNTER_BEFORE: Final = re.compile(r"\b(?:days?|weeks?|cycles?|hours?|grade|D|C)\s*\Z", re.IGNORECASE)
+_COUNTER_JOIN: Final = re.compile(r"\s*(?:-|–|to|through|and|,)\s*", re.IGNORECASE)
 _EXP: Final = (
     r"(?:\s*\\?\^\s*|\s*\*\*?\s*|\s*[eE]\s*)\(?(?P<e1>[+-]?\d{1,2})\)?(?!\d)"
     r"|\s*\((?P<e2>[+-]?\d{1,2})\)"
@@ -138,10 +143,11 @@ def _build(data: Any) -> _Vocab:
     unit_alt = "|".join(spellings)
     den_alt = "|".join(den_parts)
     mult_alt = "|".join(sorted(mults, key=len, reverse=True)) or "(?!)"
+    # "(?<![A-Za-z]-)": a number glued to a drug code ("JAB-23E73", "CNP-201") is part of a name.
     # Mass and other units come before cell words, so "10 mg of cells" is mg; a unit must not run on
     # into a word ("10 months" is not 10 m...), hence the lookahead.
     quantity = re.compile(
-        rf"(?<![\w.,^\\])(?:10(?:\s*\\?\^\s*|\s*\*\*\s*)(?P<e7>\d{{1,2}})(?!\d)|10(?P<e8>[⁰¹²³⁴⁵⁶⁷⁸⁹]{{1,2}})"
+        rf"(?<![\w.,^\\])(?<![A-Za-z]-)(?:10(?:\s*\\?\^\s*|\s*\*\*\s*)(?P<e7>\d{{1,2}})(?!\d)|10(?P<e8>[⁰¹²³⁴⁵⁶⁷⁸⁹]{{1,2}})"
         rf"|(?P<mant>{_NUM})(?:{_TIMES}10(?:{_EXP})|\s*[eE](?P<e6>[+-]?\d{{1,2}})(?!\d))?)"
         rf"(?:\s*(?P<mult>{mult_alt})\b)?"
         rf"(?:\s*(?P<unit>(?:{unit_alt})(?![A-Za-z0-9µμ])|{cell}))?"
@@ -221,13 +227,17 @@ def _parse_cached(text: str) -> tuple[Dose, ...]:
     out: list[Dose] = []
     pending: list[tuple[float, int, int, bool]] = []  # (value, start, end, scientific) awaiting a unit
     last_end = -1
+    counter_end = -1  # end of the last day/week number skipped
     for m in vocab.quantity.finditer(text):
         if m.end() == m.start():
             continue
         mant = m.group("mant")
         exp = _exponent(m)
         try:
-            value = float(mant.replace(",", "")) if mant else 1.0
+            if mant and _DECIMAL_COMMA.fullmatch(mant):
+                value = float(mant.replace(",", "."))
+            else:
+                value = float(mant.replace(",", "")) if mant else 1.0
         except ValueError:
             continue
         if exp is not None:
@@ -248,6 +258,14 @@ def _parse_cached(text: str) -> tuple[Dose, ...]:
             continue
         unit_text, den_text = m.group("unit"), m.group("den")
         if unit_text is None and not den_text:
+            if _COUNTER_BEFORE.search(text, max(0, m.start() - 10), m.start()) or (
+                counter_end >= 0 and _COUNTER_JOIN.fullmatch(text, counter_end, m.start())
+            ):
+                # "on day 1 and 30 mg/m^2", "weeks 0-4, 0.5 mg": day or week numbers are not list members.
+                _flush(text, pending, out)
+                pending = []
+                last_end = counter_end = _number_end(m)
+                continue
             item = (value, m.start(), _number_end(m), scientific)
             if _joined(vocab, text, last_end, m.start(), pending):
                 pending.append(item)

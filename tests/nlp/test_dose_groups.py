@@ -97,6 +97,98 @@ def test_dose_groups_count_without_values(text: str, count: int | None) -> None:
     assert res.count == count
 
 
+@pytest.mark.parametrize(
+    ("names", "expected", "count"),
+    [
+        # NCT06962904: one dose per registered intervention, no group words
+        (
+            [
+                "3.75 µg Dose of CDC-9 Inactivated Rotavirus Vaccine (IRV)",
+                "7.5 µg Dose of CDC-9 Inactivated Rotavirus Vaccine (IRV)",
+                "Placebo",
+            ],
+            [(3.75, "ug"), (7.5, "ug")],
+            2,
+        ),
+        # NCT05266950: both levels listed in the intervention's name
+        (
+            ["CI-135 CAR-T cells (0.5 x 10^6 CAR-T+ cells/kg，1.0 x 10^6 CAR-T+ cells/kg)"],
+            [(500000.0, "cells/kg"), (1000000.0, "cells/kg")],
+            2,
+        ),
+        # NCT05641558
+        (
+            ["611 150mg", "611 300mg", "611 600mg", "Placebo"],
+            [(150.0, "mg"), (300.0, "mg"), (600.0, "mg")],
+            3,
+        ),
+    ],
+)
+def test_dose_groups_doses_in_intervention_names(
+    names: list[str], expected: list[tuple[float, str]], count: int
+) -> None:
+    ivs = [Intervention(n) for n in names]
+    res = find_dose_groups([(f"interventions[{i}].name", n) for i, n in enumerate(names)], ivs, [])
+    assert _values(res) == expected
+    assert res.count == count
+
+
+def test_dose_groups_lowest_and_highest_dose() -> None:
+    # NCT04835519 brief summary (excerpt): the two stated ends of the tested doses
+    text = (
+        "The lowest dose is 1×10\\^5 CAR T cells/kg (±20%), and the highest dose is 1×10\\^6 CAR T cells/kg "
+        "(±20%). If the dose is out of"
+    )
+    res = find_dose_groups([("brief_summary", text)], [], [])
+    assert _values(res) == [(1e5, "cells/kg"), (1e6, "cells/kg")]
+
+
+@pytest.mark.parametrize(
+    ("iv", "other_names", "text", "expected"),
+    [
+        # NCT05515185: a CAR-T product listing its conditioning drugs as other names is still the study drug
+        (
+            "KT095 CAR-T injection",
+            ["Fludarabine", "Cyclophosphamide"],
+            "KT095 will be given at a starting dose of 1 × 10^6 CAR-T cells/kg.",
+            [(1e6, "cells/kg")],
+        ),
+        # "tracer" inside "intracerebroventricular" is no imaging tracer (NCT07386002)
+        (
+            "Intracerebroventricular injection of MT027 UCAR-T Cell targeting B7H3",
+            [],
+            "MT027 will be injected intracerebroventricularly at a starting dose of 3×10\\^7 cells on Day 1",
+            [(3e7, "cells")],
+        ),
+        # every active intervention is a "background" drug: it is the drug under study
+        (
+            "Etoposide",
+            [],
+            "Etoposide starting dose 50 mg/m2 daily, escalated in cohorts of 3 patients",
+            [(50.0, "mg/m2")],
+        ),
+    ],
+)
+def test_dose_groups_study_drug_is_not_background(
+    iv: str, other_names: list[str], text: str, expected: list[tuple[float, str]]
+) -> None:
+    ivs = [Intervention(iv, other_names=other_names), Intervention("Placebo")]
+    res = find_dose_groups([("interventions[0].description", text)], ivs, [])
+    assert _values(res) == expected
+
+
+def test_dose_groups_background_drug_beside_a_study_product() -> None:
+    # NCT02381314-like: the partner drug named in a combined intervention name keeps it a study product,
+    # while a separate pure conditioning intervention stays background
+    ivs = [
+        Intervention("enoblituzumab plus ipilimumab"),
+        Intervention("Cyclophosphamide", other_names=["Cytoxan"]),
+    ]
+    texts = [("interventions[1].description", "cyclophosphamide 300 mg/m2 at a starting dose")]
+    res = find_dose_groups(texts, ivs, [])
+    assert res.groups == () and res.count is None
+
+
 def test_dose_groups_fixed_background_dose_is_not_a_group() -> None:
     # NCT04353830: sintilimab fixed combination dose
     ivs = [Intervention("IBI939"), Intervention("Sintilimab", description="sintilimab 200 mg Q3W")]

@@ -68,6 +68,21 @@ REAL = [
         [(18.0, "mg"), (60.0, "mg"), (180.0, "mg"), (600.0, "mg"), (1800.0, "mg")],
     ),
     ("1, 3 and 10 mg/kg", [(1.0, "mg/kg"), (3.0, "mg/kg"), (10.0, "mg/kg")]),
+    # decimal commas (NCT records written with European number style)
+    ("Velcade: 1,3 mg/m2", [(1.3, "mg/m2")]),
+    ("ants in this arm will be given 3,5mg", [(3.5, "mg")]),
+    ("ysiologic saline i.v. or i.m. (62,5 mg", [(62.5, "mg")]),
+    ("1,000 mg", [(1000.0, "mg")]),
+    # a day or week number is not a member of the dose list that follows it (NCT00491855, NCT05813925)
+    (
+        "110 mg/m^2 given continuous infusion on day 1 and 30 mg/m^2 given",
+        [(110.0, "mg/m2"), (30.0, "mg/m2")],
+    ),
+    ("0.25 mg of semaglutide from weeks 0-4, 0.5 mg of cagrilintide", [(0.25, "mg"), (0.5, "mg")]),
+    ("Dose Level 2 Day 29-56 600 mg b.i.d. Dose Level 3 Day 57- 800 mg", [(600.0, "mg"), (800.0, "mg")]),
+    # drug codes and concentrations are not doses (NCT06959615, NCT05522816)
+    ("Advanced Solid Tumors: JAB-23E73 in Patients", []),
+    ("KX01 0.1% (0.1 mg/g)", []),
     ("0.5-2 mg/kg", [(0.5, "mg/kg"), (2.0, "mg/kg")]),
     ("1.0E+08 cells", [(100000000.0, "cells")]),
     ("2 × 10*6 NK cells/kg", [(2000000.0, "cells/kg")]),
