@@ -57,6 +57,11 @@ _PROSE_PHASE_FIELDS: Final = ("title", "official_title", "brief_summary", "detai
 
 Evidence = tuple[str, int, int, str]
 
+# Every match of the "N patients per level" cohort pattern ends in "per/each (dose) level/cohort/group/
+# dose"; texts without that phrase are skipped before the pattern, whose leading number alternative the
+# regex engine must try at every position (most of the design extractor's time on long descriptions).
+_PER_LEVEL: Final = re.compile(r"(?:per|each)\s+(?:dose\s+)?(?:level|cohort|group|dose)", re.IGNORECASE)
+
 
 @dataclass(slots=True)
 class Design:
@@ -88,7 +93,8 @@ class _Vocab:
     dlt: re.Pattern[str]
     window_word: re.Pattern[str]
     fraction: re.Pattern[str]
-    cohort: tuple[re.Pattern[str], ...]
+    #: Cohort-size patterns, each with a cheap pattern every text holding one of its matches must match.
+    cohort: tuple[tuple[re.Pattern[str], re.Pattern[str] | None], ...]
     cohort_33: re.Pattern[str]
     fraction_head: re.Pattern[str]
 
@@ -192,19 +198,25 @@ def parse_vocab(data: Any) -> _Vocab:
             re.IGNORECASE,
         ),
         cohort=(
-            re.compile(
-                rf"\b(?:cohorts?|groups?)\s+of\s+(?:at least\s+)?{_NUM_G('a', num)}"
-                rf"(?:\s*(?:-|–|to|or)\s*{_NUM_G('b', num)})?"
-                r"(?![\d.,]|\s*(?:[x×*^]|10\b|dose|level|mg|µg|ug|g\b|%|cells|days?|weeks?))",
-                re.IGNORECASE,
+            (
+                re.compile(
+                    rf"\b(?:cohorts?|groups?)\s+of\s+(?:at least\s+)?{_NUM_G('a', num)}"
+                    rf"(?:\s*(?:-|–|to|or)\s*{_NUM_G('b', num)})?"
+                    r"(?![\d.,]|\s*(?:[x×*^]|10\b|dose|level|mg|µg|ug|g\b|%|cells|days?|weeks?))",
+                    re.IGNORECASE,
+                ),
+                None,
             ),
-            re.compile(
-                rf"(?<![\d.,\-–])(?:(?:at least|a minimum of|minimum of)\s+)?{_NUM_G('a', num)}"
-                rf"(?:\s*(?:-|–|to)\s*{_NUM_G('b', num)})?\s+(?:[a-z-]+\s+){{0,2}}?{noun}\s+"
-                rf"(?:(?:are|is|will be|were|to be|would be|must be|planned to be|are planned to be)\s+)?"
-                rf"(?:\w+\s+){{0,3}}?(?:per|in each|at each|for each|to each|each)\s+(?:dose\s+)?"
-                rf"(?:level|cohort|group|dose)",
-                re.IGNORECASE,
+            (
+                re.compile(
+                    rf"(?<![\d.,\-–])(?:(?:at least|a minimum of|minimum of)\s+)?{_NUM_G('a', num)}"
+                    rf"(?:\s*(?:-|–|to)\s*{_NUM_G('b', num)})?\s+(?:[a-z-]+\s+){{0,2}}?{noun}\s+"
+                    rf"(?:(?:are|is|will be|were|to be|would be|must be|planned to be|are planned to be)\s+)?"
+                    rf"(?:\w+\s+){{0,3}}?(?:per|in each|at each|for each|to each|each)\s+(?:dose\s+)?"
+                    rf"(?:level|cohort|group|dose)",
+                    re.IGNORECASE,
+                ),
+                _PER_LEVEL,
             ),
         ),
         cohort_33=re.compile(
@@ -545,7 +557,9 @@ def _dlt_window(
 
 def _cohort(v: _Vocab, texts: Sequence[tuple[str, str]]) -> tuple[tuple[int, int] | None, Evidence | None]:
     for name, text in texts:
-        for pat in v.cohort:
+        for pat, needed in v.cohort:
+            if needed is not None and needed.search(text) is None:
+                continue
             for m in pat.finditer(text):
                 a, b = _int(v, m.group("a")), _int(v, m.group("b"))
                 if a is None or a == 0 or a > 30 or (b is not None and (b < a or b > 30)):
