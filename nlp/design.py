@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final
 
+from nlp.endpoints import literal_prefixes
 from nlp.errors import ResourceError
 from nlp.study import Outcome
 from nlp.timeframes import parse_time_frame
@@ -340,11 +341,26 @@ def _phases(texts: Sequence[tuple[str, str]], registry: Sequence[str]) -> tuple[
 _MODIFIED: Final = re.compile(r"\bmodified\W{0,3}$", re.IGNORECASE)
 
 
+@functools.cache
+def _scheme_prefixes(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Lower-cased literal prefixes one of which starts every match of ``pattern`` (None: unknown)."""
+    prefixes = literal_prefixes(pattern)
+    if prefixes is None or not all(p.isascii() for p in prefixes):
+        return None
+    return tuple(sorted({p.lower() for p in prefixes}))
+
+
 def _escalation(v: _Vocab, texts: Sequence[tuple[str, str]]) -> tuple[str | None, Evidence | None]:
     hits: list[tuple[str, str, int, int, bool]] = []  # scheme, field, start, end, restricted
     for name, text in texts:
         found: list[tuple[int, int, str, bool]] = []
+        low = text.lower() if text.isascii() else None
         for scheme, pat in v.schemes:
+            needed = _scheme_prefixes(pat)
+            # Every match starts with one of the pattern's literal prefixes; for ASCII text a case-
+            # insensitive match means the lower-cased prefix occurs in the lower-cased text.
+            if low is not None and needed is not None and not any(p in low for p in needed):
+                continue
             for m in pat.finditer(text):
                 if scheme == "3+3" and any(s <= m.start() < e for s, e, _, _ in found):
                     continue  # the 3+3 inside "i3+3"
