@@ -8,15 +8,14 @@ name ("RECIST v1.1", "CTCAE version 5", "Common Terminology Criteria for Adverse
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 from nlp.endpoints import Alternation, check_fragment
 from nlp.errors import ResourceError
+from nlp.resource_files import read_json_resource
 from nlp.types import CriterionHit
 
 _FILE: Final = "criteria.json"
@@ -118,14 +117,7 @@ def parse_criteria(data: Any) -> _Criteria:
 
 @functools.cache
 def _criteria() -> _Criteria:
-    text = (resources.files("nlp") / "resources" / _FILE).read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResourceError(
-            _FILE, f"line {exc.lineno}", f"invalid JSON ({exc.msg})", "Fix the JSON syntax"
-        ) from None
-    return parse_criteria(data)
+    return parse_criteria(read_json_resource(_FILE))
 
 
 def _normalise_version(version: str) -> str:

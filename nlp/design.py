@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Final
 
 from nlp.endpoints import literal_prefixes
 from nlp.errors import ResourceError
+from nlp.resource_files import read_json_resource
 from nlp.study import Outcome
 from nlp.timeframes import parse_time_frame
 
@@ -245,16 +244,7 @@ def _NUM_G(name: str, num: str) -> str:
 
 @functools.cache
 def _vocab() -> _Vocab:
-    try:
-        raw = (resources.files("nlp") / "resources" / _FILE).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(
-            "file", f"cannot be read ({exc})", "Reinstall trialsift or restore nlp/resources"
-        ) from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _fail(f"line {exc.lineno}", f"invalid JSON ({exc.msg})", "Fix the JSON syntax") from None
+    data = read_json_resource(_FILE)
     return parse_vocab(data)
 
 

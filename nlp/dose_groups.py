@@ -14,15 +14,14 @@ they are levels rather than the two ends of a range.
 from __future__ import annotations
 
 import functools
-import importlib.resources
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from nlp.doses import Dose, parse_doses
-from nlp.errors import ResourceError, checked_pattern
+from nlp.errors import ResourceError
+from nlp.resource_files import checked_pattern, read_json_resource
 from nlp.study import ArmGroup, Intervention
 
 _RESOURCE: Final = "nlp/resources/dose_groups.json"
@@ -139,11 +138,7 @@ def _build(data: Any) -> _Cues:
 
 @functools.cache
 def _cues() -> _Cues:
-    raw = (importlib.resources.files("nlp") / "resources" / "dose_groups.json").read_text("utf-8")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise _fail(f"line {err.lineno}", f"invalid JSON ({err.msg})", "Fix the JSON syntax") from None
+    data = read_json_resource("dose_groups.json", shown_as=_RESOURCE)
     return _build(data)
 
 

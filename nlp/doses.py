@@ -15,13 +15,12 @@ Units are normalised to the spec's list (:data:`UNITS`); the spellings are data,
 from __future__ import annotations
 
 import functools
-import importlib.resources
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from nlp.errors import ResourceError, checked_pattern
+from nlp.errors import ResourceError
+from nlp.resource_files import checked_pattern, read_json_resource
 
 UNITS: Final[tuple[str, ...]] = (
     "cells",
@@ -163,11 +162,7 @@ def _build(data: Any) -> _Vocab:
 
 @functools.cache
 def _vocab() -> _Vocab:
-    raw = (importlib.resources.files("nlp") / "resources" / "dose_units.json").read_text("utf-8")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise _fail(f"line {err.lineno}", f"invalid JSON ({err.msg})", "Fix the JSON syntax") from None
+    data = read_json_resource("dose_units.json", shown_as=_RESOURCE)
     return _build(data)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from importlib import resources
 from typing import Any, Final
 
 from nlp.errors import ResourceError
+from nlp.resource_files import read_json_resource
 from nlp.types import CATEGORIES, EndpointHit, EndpointResult
 
 _VOCAB_FILE: Final = "endpoints.tsv"
@@ -554,21 +554,11 @@ class _CategoryRules:
 @functools.cache
 def _rules() -> tuple[_Rules, _CategoryRules]:
     vocab = vocabulary()
-    try:
-        data = json.loads(_read_text(_PATTERN_FILE))
-    except json.JSONDecodeError as exc:
-        raise ResourceError(
-            _PATTERN_FILE, f"line {exc.lineno}", f"invalid JSON ({exc.msg})", "Fix the JSON syntax"
-        ) from None
+    data = read_json_resource(_PATTERN_FILE)
     matcher = parse_patterns(data, vocab)
     generic = _optional_regex(data, "generic_measure", _PATTERN_FILE, re.IGNORECASE, r"\W*(?:{})\W*")
     stop = _optional_regex(data, "description_stop", _PATTERN_FILE, re.IGNORECASE, "{}")
-    try:
-        cat_data = json.loads(_read_text(_CATEGORY_FILE))
-    except json.JSONDecodeError as exc:
-        raise ResourceError(
-            _CATEGORY_FILE, f"line {exc.lineno}", f"invalid JSON ({exc.msg})", "Fix the JSON syntax"
-        ) from None
+    cat_data = read_json_resource(_CATEGORY_FILE)
     default, cat_regex, cat_groups = parse_categories(cat_data)
     categories = {ident: ep.category for ident, ep in vocab.items()}
     stop_search = Prefiltered(stop, ascii_lower=True) if stop is not None else None
