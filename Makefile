@@ -1,4 +1,4 @@
-# Two entry points: `make run` (set up, annotate the bundled sample) and `make test` (set up, run tests).
+# Two entry points: `make run` (set up, index the bundled sample, search it) and `make test` (set up, run tests).
 # Setup is idempotent: the venv is rebuilt only when pyproject.toml or constraints.txt change.
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run annotate test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# The first run builds out/index (extract + embed, with progress); later runs find every study already indexed.
+INDEX_INPUTS := data/seeds/IM96.txt data/seeds/TH-CART-027.txt data/sample/studies.jsonl.gz
+INDEX_LIMIT ?= 2000
+
 run: setup
+	$(BIN)/trialsift index build $(INDEX_INPUTS) --limit $(INDEX_LIMIT) --out out/index
+	$(BIN)/trialsift search --index out/index -k 5 \
+		"objective response rate 3 months after CAR-T infusion" \
+		"dose-limiting toxicity within 28 days" --phase 1
+	$(BIN)/trialsift search --index out/index -k 5 --outcomes "maximum plasma concentration"
+	$(BIN)/trialsift similar --index out/index -k 5 IM96 TH-CART-027
+
+annotate: setup
 	$(BIN)/trialsift annotate data/sample/studies.jsonl.gz data/seeds/IM96.txt data/seeds/TH-CART-027.txt \
 		-o out/annotations.jsonl
 

@@ -1,0 +1,246 @@
+"""A FAISS vector store with stable 64-bit ids: exact inner product, or IVF when the collection is large.
+
+Vectors are normalised, the metric is inner product, so scores are cosine similarities: higher = more
+similar. Ids are the caller's (the index packs study number and slot into them), which is what lets studies be
+added, replaced and removed without renumbering anything.
+
+Filtering happens before top-k: a search given ``allowed`` ids only ever sees those rows. When the allowed
+set is small it is scored exactly by brute force; otherwise FAISS searches with an id selector, and an
+approximate search that comes back short of ``k`` is redone exactly over the allowed rows, so a filtered query
+returns ``k`` hits whenever ``k`` rows pass the filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import faiss as _faiss
+import numpy as np
+import numpy.typing as npt
+
+from index.encoder import Vectors, normalise
+from nlp.errors import TrialsiftError
+
+# faiss's bundled stubs are generated from SWIG and lack much of its API (DirectMap, SearchParameters(sel=…),
+# IVF attributes); it is used untyped here rather than with an ignore on every line.
+faiss: Any = _faiss
+
+Ids = npt.NDArray[np.int64]
+
+#: At or above this many vectors, ``auto`` builds an IVF index instead of an exact one.
+AUTO_IVF_THRESHOLD = 200_000
+#: An IVF index is not trained on fewer vectors than this.
+MIN_IVF_VECTORS = 1_000
+#: Allowed sets up to this size are scored by brute force (exact, and cheaper than a selector search).
+BRUTE_FORCE_LIMIT = 20_000
+#: The recall@10 against exact search that IVF's ``nprobe`` is tuned to reach at build time.
+TARGET_RECALL = 0.95
+
+
+class StoreError(TrialsiftError):
+    """The vector store was asked for something it cannot do."""
+
+
+class IndexKind(StrEnum):
+    """Which FAISS index backs a store."""
+
+    EXACT = "exact"  # IndexIDMap2(IndexFlatIP): exact inner product
+    IVF = "ivf"  # IndexIVFFlat, inner product, nprobe tuned to TARGET_RECALL
+    AUTO = "auto"  # exact below AUTO_IVF_THRESHOLD vectors, IVF above
+
+
+@dataclass(slots=True)
+class IvfParams:
+    nlist: int
+    nprobe: int
+    recall_at_10: float | None = None
+
+
+class VectorStore:
+    """Normalised vectors under caller-chosen int64 ids, searchable by inner product."""
+
+    def __init__(self, dimension: int, index: Any | None = None, ivf: IvfParams | None = None) -> None:
+        self.dimension = dimension
+        self.ivf = ivf
+        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        if self._index.d != dimension:
+            raise StoreError(f"FAISS index has dimension {self._index.d}, expected {dimension}")
+
+    @property
+    def kind(self) -> IndexKind:
+        return IndexKind.IVF if self.ivf is not None else IndexKind.EXACT
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    @classmethod
+    def build(
+        cls,
+        dimension: int,
+        ids: Ids,
+        vectors: Vectors,
+        kind: IndexKind = IndexKind.AUTO,
+        seed: int = 0,
+    ) -> VectorStore:
+        """A store holding ``vectors`` under ``ids``; IVF is trained on them and its nprobe tuned."""
+        ids, vectors = _check(ids, vectors, dimension)
+        if kind is IndexKind.AUTO:
+            kind = IndexKind.IVF if len(ids) >= AUTO_IVF_THRESHOLD else IndexKind.EXACT
+        if kind is IndexKind.EXACT:
+            store = cls(dimension)
+            store.add(ids, vectors)
+            return store
+        if len(ids) < MIN_IVF_VECTORS:
+            raise StoreError(
+                f"an IVF index needs at least {MIN_IVF_VECTORS:,} vectors to train on, got {len(ids):,}"
+            )
+        nlist = int(min(65_536, max(16, 4 * np.sqrt(len(ids)))))
+        quantizer = faiss.IndexFlatIP(dimension)
+        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = vectors[rng.choice(len(ids), size=min(len(ids), nlist * 40), replace=False)]
+        index.cp.seed = seed
+        index.train(sample)
+        index.add_with_ids(vectors, ids)
+        # A hash table maps ids to list positions, so rows can be read back and removed by id.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        store = cls(dimension, index=index, ivf=IvfParams(nlist=nlist, nprobe=1))
+        store.tune_nprobe(ids, vectors, rng)
+        return store
+
+    def tune_nprobe(self, ids: Ids, vectors: Vectors, rng: np.random.Generator, queries: int = 200) -> float:
+        """Double nprobe until recall@10 against exact search reaches TARGET_RECALL; returns the recall.
+
+        The queries are stored vectors with noise added (a query is never exactly a stored row).
+        """
+        if self.ivf is None:
+            raise StoreError("only an IVF store has an nprobe to tune")
+        picks = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
+        noisy = vectors[picks] + rng.normal(0, 0.03, size=(len(picks), self.dimension)).astype(np.float32)
+        q = normalise(noisy)
+        flat = faiss.IndexFlatIP(self.dimension)
+        flat.add(vectors)
+        _, truth_pos = flat.search(q, 10)
+        truth = [[int(ids[p]) for p in row if p >= 0] for row in truth_pos]
+        nprobe = 1
+        while True:
+            self.ivf.nprobe = nprobe
+            _, found = self.search(q, 10)
+            recall = float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)]))
+            if recall >= TARGET_RECALL or nprobe >= self.ivf.nlist:
+                self.ivf.recall_at_10 = round(recall, 4)
+                return recall
+            nprobe = min(self.ivf.nlist, nprobe * 2)
+
+    def add(self, ids: Ids, vectors: Vectors) -> None:
+        """Add rows; an id already present is refused (remove it first to replace)."""
+        ids, vectors = _check(ids, vectors, self.dimension)
+        if len(ids) == 0:
+            return
+        # FAISS itself would keep both rows of a repeated id and return the id twice.
+        clash = np.intersect1d(ids, self._stored_ids()) if self.ntotal else np.zeros(0, dtype=np.int64)
+        if len(clash) or len(np.unique(ids)) != len(ids):
+            repeated = clash if len(clash) else np.unique(ids[np.nonzero(np.diff(np.sort(ids)) == 0)[0]])
+            raise StoreError(f"ids already present or repeated: {repeated[:5].tolist()}; remove them first")
+        self._index.add_with_ids(vectors, ids)
+
+    def ids(self) -> Ids:
+        """Every stored id (in no particular order)."""
+        return self._stored_ids()
+
+    def _stored_ids(self) -> Ids:
+        if self.ivf is None:
+            return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)
+        lists = self._index.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(self._index.nlist)
+            if lists.list_size(i)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def remove(self, ids: Ids) -> int:
+        """Remove rows by id; returns how many were present."""
+        arr = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(arr) == 0:
+            return 0
+        return int(self._index.remove_ids(faiss.IDSelectorArray(arr)))
+
+    def reconstruct(self, ids: Ids) -> Vectors:
+        """The stored vectors of ``ids`` (each must be present)."""
+        arr = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(arr) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(self._index.reconstruct_batch(arr), dtype=np.float32)
+
+    def search(
+        self, queries: Vectors, k: int, allowed: Ids | None = None
+    ) -> tuple[npt.NDArray[np.float32], list[list[int]]]:
+        """Top-``k`` rows per query: scores (rows padded with -inf) and ids (rows cut to the hits found).
+
+        Args:
+            queries: normalised query vectors, shape ``(n, dimension)``.
+            k: hits per query.
+            allowed: if given, only these ids can be returned (filtering before top-k).
+        """
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
+        total = self.ntotal if allowed is None else len(allowed)
+        k_eff = min(k, total)
+        if k_eff <= 0:
+            return np.full((len(q), 0), -np.inf, dtype=np.float32), [[] for _ in range(len(q))]
+        if allowed is not None and len(allowed) <= BRUTE_FORCE_LIMIT:
+            return self._brute_force(q, k_eff, allowed)
+        params: Any = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = (
+                faiss.SearchParametersIVF(sel=selector, nprobe=self.ivf.nprobe)
+                if self.ivf is not None
+                else faiss.SearchParameters(sel=selector)
+            )
+        elif self.ivf is not None:
+            params = faiss.SearchParametersIVF(nprobe=self.ivf.nprobe)
+        scores, ids = self._index.search(q, k_eff, params=params)
+        hits = [[int(i) for i in row if i >= 0] for row in ids]
+        if allowed is not None and any(len(h) < k_eff for h in hits):
+            return self._brute_force(q, k_eff, allowed)
+        return scores.astype(np.float32), hits
+
+    def _brute_force(
+        self, q: Vectors, k: int, allowed: Ids
+    ) -> tuple[npt.NDArray[np.float32], list[list[int]]]:
+        allowed_arr = np.ascontiguousarray(allowed, dtype=np.int64)
+        sims = q @ self.reconstruct(allowed_arr).T
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(sims, top, axis=1).astype(np.float32)
+        return scores, [[int(allowed_arr[j]) for j in row] for row in top]
+
+    def to_bytes(self) -> bytes:
+        return bytes(faiss.serialize_index(self._index))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, dimension: int, ivf: IvfParams | None = None) -> VectorStore:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if ivf is not None:
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(dimension, index=index, ivf=ivf)
+
+    def params(self) -> dict[str, Any]:
+        """Build parameters for ``meta.json``."""
+        out: dict[str, Any] = {"kind": str(self.kind), "vectors": self.ntotal}
+        if self.ivf is not None:
+            out.update(nlist=self.ivf.nlist, nprobe=self.ivf.nprobe, recall_at_10=self.ivf.recall_at_10)
+        return out
+
+
+def _check(ids: Ids, vectors: Vectors, dimension: int) -> tuple[Ids, Vectors]:
+    ids_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+    vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vecs.ndim != 2 or vecs.shape[1] != dimension:
+        raise StoreError(f"vectors have shape {vecs.shape}, expected (n, {dimension})")
+    if len(ids_arr) != len(vecs):
+        raise StoreError(f"{len(ids_arr)} ids for {len(vecs)} vectors")
+    return ids_arr, vecs

@@ -1,0 +1,667 @@
+"""The search facade: studies and outcomes in FAISS and BM25, searched dense, lexical or hybrid.
+
+One :class:`TrialIndex` holds five vector stores, one per represented field (``tci``, ``conditions``,
+``interventions``, ``summary`` windows, ``outcomes``), and two BM25 indexes (trials, outcomes). Row ids pack
+the study's number and the row's slot (window or outcome index) into one int64, so everything about a row is
+known from its id and studies can be added, replaced and removed without renumbering.
+
+>>> idx = TrialIndex(HashingEncoder())                       # doctest: +SKIP
+>>> idx.add([entry]); idx.save("out/index")                  # doctest: +SKIP
+>>> TrialIndex.load("out/index", encoder).search("objective response", k=5)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from index import files
+from index.concepts import CONCEPT_THRESHOLD, ConceptMatch, EndpointConcepts
+from index.documents import OutcomeEntry, StudyEntry
+from index.encoder import Encoder, Vectors, encode, encode_chunks, normalise
+from index.files import IndexFileError
+from index.filters import SearchFilters
+from index.fusion import RRF_K, reciprocal_rank_fusion
+from index.lexical import LexicalIndex
+from index.similar import SimilarHit, similar_trials
+from index.store import AUTO_IVF_THRESHOLD, MIN_IVF_VECTORS, IndexKind, IvfParams, StoreError, VectorStore
+
+#: Vector stores of an index, in the order rows are encoded.
+STORES: Final[tuple[str, ...]] = ("tci", "conditions", "interventions", "summary", "outcomes")
+#: Fields a free-text trial search matches on (a study's score is its best row among them).
+TRIAL_SEARCH_STORES: Final[tuple[str, ...]] = ("tci", "summary", "outcomes")
+K = TypeVar("K")
+SLOT_BITS: Final = 16
+MAX_SLOTS: Final = 1 << SLOT_BITS
+#: How many rows each ranking contributes before hybrid fusion.
+FUSION_DEPTH: Final = 100
+
+
+class SearchMode(StrEnum):
+    DENSE = "dense"
+    LEXICAL = "lexical"
+    HYBRID = "hybrid"
+
+
+def row_id(study_no: int, slot: int) -> int:
+    """The int64 id of a study's row: study number in the high bits, slot (window/outcome) in the low."""
+    if not 0 <= slot < MAX_SLOTS:
+        raise StoreError(f"slot {slot} out of range: a study can have at most {MAX_SLOTS} rows per field")
+    return (study_no << SLOT_BITS) | slot
+
+
+def split_row_id(rid: int) -> tuple[int, int]:
+    return rid >> SLOT_BITS, rid & (MAX_SLOTS - 1)
+
+
+@dataclass(slots=True)
+class TrialHit:
+    """A study found by :meth:`TrialIndex.search`."""
+
+    id: str
+    score: float
+    title: str
+    phases: list[str]
+    conditions: list[str]
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OutcomeHit:
+    """An outcome found by :meth:`TrialIndex.search_outcomes`."""
+
+    id: str
+    outcome: int
+    score: float
+    role: str
+    measure: str
+    endpoints: list[str]
+    category: str
+    horizon_days: float | None
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+def _row_counts(entry: StudyEntry, summary_windows: int) -> dict[str, int]:
+    """How many rows a study has in each store: its slots there are ``0 .. n-1``."""
+    return {
+        "tci": 1 if entry.field_text("tci") else 0,
+        "conditions": len(entry.conditions),
+        "interventions": len(entry.interventions),
+        "summary": summary_windows,
+        "outcomes": len(entry.outcomes),
+    }
+
+
+class TrialIndex:
+    """Studies and outcomes, searchable by meaning and by words, with filters on extracted fields.
+
+    Args:
+        encoder: embeds texts and queries; an index refuses to load with a different model.
+        kind: the FAISS index kind for new stores (``auto``: exact below 200k rows per store, IVF above).
+    """
+
+    def __init__(self, encoder: Encoder, kind: IndexKind = IndexKind.AUTO) -> None:
+        self.encoder = encoder
+        self.kind = kind
+        self.stores: dict[str, VectorStore] = {name: VectorStore(encoder.dimension) for name in STORES}
+        self.entries: dict[int, StudyEntry] = {}
+        self.rows: dict[int, dict[str, int]] = {}
+        self.numbers: dict[str, int] = {}
+        self.next_no = 0
+        self._lexical_trials: LexicalIndex | None = None
+        self._lexical_outcomes: LexicalIndex | None = None
+        self._concepts: EndpointConcepts | None = None
+        self._by_endpoint: dict[str, npt.NDArray[np.int64]] | None = None
+
+    # -- contents -------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, study_id: object) -> bool:
+        return study_id in self.numbers
+
+    def get(self, study_id: str) -> StudyEntry:
+        """The indexed entry of a study; ``KeyError`` naming the id when it is not indexed."""
+        try:
+            return self.entries[self.numbers[study_id]]
+        except KeyError:
+            raise KeyError(f"study {study_id!r} is not in the index") from None
+
+    def ids(self) -> list[str]:
+        """Indexed study ids, in the order they were added."""
+        return [self.entries[no].id for no in sorted(self.entries)]
+
+    def counts(self) -> dict[str, int]:
+        out = {"studies": len(self.entries)}
+        out.update({f"{name}_vectors": store.ntotal for name, store in self.stores.items()})
+        return out
+
+    def add(self, entries: Sequence[StudyEntry]) -> None:
+        """Embed and add studies; a study already indexed under the same id is replaced."""
+        replaced = [e.id for e in entries if e.id in self.numbers]
+        if replaced:
+            self.remove(replaced)
+        seen: set[str] = set()
+        batch: list[tuple[int, StudyEntry]] = []
+        for entry in entries:
+            if entry.id in seen:  # the last copy of a repeated id wins, as with replace
+                batch = [(n, e) for n, e in batch if e.id != entry.id]
+            seen.add(entry.id)
+            batch.append((self.next_no, entry))
+            self.next_no += 1
+        rows = self._encode(batch)
+        for name, (ids, vecs) in rows.items():
+            self.stores[name].add(ids, vecs)
+        for no, entry in batch:
+            self.entries[no] = entry
+            self.numbers[entry.id] = no
+        self._lexical_trials = self._lexical_outcomes = None
+        self._by_endpoint = None
+
+    def optimise(self, kind: IndexKind | None = None) -> None:
+        """Rebuild each field's store as ``kind`` (default: the index's): IVF stores are trained on what
+        is there and their nprobe tuned to recall@10 >= 0.95 (recorded in ``meta.json``).
+
+        ``auto`` picks IVF for stores of 200k vectors or more. A store too small to train an IVF index on
+        (under 1,000 vectors) stays exact, and ``meta.json`` says so per store.
+        """
+        if kind is not None:
+            self.kind = kind
+        for name, store in self.stores.items():
+            target = self.kind
+            if target is IndexKind.AUTO:
+                target = IndexKind.IVF if store.ntotal >= AUTO_IVF_THRESHOLD else IndexKind.EXACT
+            if target is IndexKind.IVF and store.ntotal < MIN_IVF_VECTORS:
+                target = IndexKind.EXACT
+            if target == store.kind:
+                continue
+            ids = store.ids()
+            self.stores[name] = VectorStore.build(self.encoder.dimension, ids, store.reconstruct(ids), target)
+
+    def remove(self, study_ids: Iterable[str]) -> int:
+        """Remove studies by id; returns how many were indexed (unknown ids are ignored)."""
+        removed = 0
+        for study_id in study_ids:
+            no = self.numbers.pop(study_id, None)
+            if no is None:
+                continue
+            for name in STORES:
+                self.stores[name].remove(self._rows_of(name, [no]))
+            del self.rows[no]
+            del self.entries[no]
+            removed += 1
+        if removed:
+            self._lexical_trials = self._lexical_outcomes = None
+        self._by_endpoint = None
+        return removed
+
+    def texts_to_encode(self, entries: Sequence[StudyEntry]) -> list[str]:
+        """Every text :meth:`add` embeds for ``entries`` (benchmarks time the bare encoder on these)."""
+        out: list[str] = []
+        for entry in entries:
+            tci = entry.field_text("tci")
+            out.extend([tci] if tci else [])
+            out.extend(entry.conditions)
+            out.extend(entry.interventions)
+            out.extend([entry.summary] if entry.summary else [])
+            out.extend(o.text for o in entry.outcomes)
+        return out
+
+    def _encode(
+        self, batch: Sequence[tuple[int, StudyEntry]]
+    ) -> dict[str, tuple[npt.NDArray[np.int64], Vectors]]:
+        # Single-vector rows of every store but the summary's: (store, study number, slot, text).
+        rows: list[tuple[str, int, int, str]] = []
+        summaries: list[tuple[int, str]] = []
+        for no, entry in batch:
+            tci = entry.field_text("tci")
+            items = {
+                "tci": [tci] if tci else [],
+                "conditions": entry.conditions,
+                "interventions": entry.interventions,
+                "outcomes": [o.text for o in entry.outcomes],
+            }
+            for name, texts in items.items():
+                if len(texts) > MAX_SLOTS:
+                    raise StoreError(
+                        f"study {entry.id}: {len(texts)} {name}, at most {MAX_SLOTS} are indexed"
+                    )
+                rows.extend((name, no, slot, text) for slot, text in enumerate(texts))
+            if entry.summary:
+                summaries.append((no, entry.summary))
+        # One encoder call for all of them: the model batches by length across fields.
+        vecs = encode(self.encoder, [text for _, _, _, text in rows])
+        out: dict[str, tuple[npt.NDArray[np.int64], Vectors]] = {}
+        for name in STORES:
+            if name == "summary":
+                continue
+            picks = [i for i, row in enumerate(rows) if row[0] == name]
+            ids = np.array([row_id(rows[i][1], rows[i][2]) for i in picks], dtype=np.int64)
+            out[name] = (ids, vecs[picks] if picks else np.zeros((0, self.encoder.dimension), np.float32))
+        window_vecs, owner = encode_chunks(self.encoder, [t for _, t in summaries])
+        window_ids = []
+        windows: dict[int, int] = {}
+        for owner_index in owner:
+            no = summaries[owner_index][0]
+            slot = windows.get(no, 0)
+            windows[no] = slot + 1
+            window_ids.append(row_id(no, slot))
+        if any(n > MAX_SLOTS for n in windows.values()):
+            raise StoreError(f"a summary has more than {MAX_SLOTS} windows")
+        out["summary"] = (np.array(window_ids, dtype=np.int64), window_vecs)
+        for no, entry in batch:
+            self.rows[no] = _row_counts(entry, windows.get(no, 0))
+        return out
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    def embed_query(self, query: str) -> Vectors:
+        return encode(self.encoder, [query])
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: SearchMode = SearchMode.HYBRID,
+        filters: SearchFilters | None = None,
+    ) -> list[TrialHit]:
+        """Studies best matching free text; ``filters`` restrict the studies before ranking.
+
+        In hybrid mode, a query that names an endpoint of the vocabulary (see :mod:`index.concepts`) ranks
+        the studies measuring it first; their score is their fused score plus 1.
+        """
+        _check_k(k)
+        allowed = self._allowed_studies(filters)
+        if allowed is not None and not allowed:
+            return []
+        qvec = None if mode is SearchMode.LEXICAL else self.embed_query(query)
+        ranked, dense_info, lexical_info = self._rank_studies(query, qvec, k, mode, allowed)
+        concept = self._concept(qvec) if mode is SearchMode.HYBRID else None
+        carriers: set[int] = set()
+        if concept is not None:
+            pool = self.entries.keys() if allowed is None else allowed
+            carriers = {no for no in pool if concept.id in self.entries[no].endpoints}
+            if carriers:
+                first, d2, l2 = self._rank_studies(query, qvec, k, mode, carriers)
+                dense_info, lexical_info = {**dense_info, **d2}, {**lexical_info, **l2}
+                ranked = _concept_first(first, ranked, k)
+        hits = []
+        for no, score in ranked[:k]:
+            entry = self.entries[no]
+            reasons: dict[str, Any] = {}
+            if no in carriers and concept is not None:
+                reasons["endpoint"] = {"id": concept.id, "query_similarity": concept.score}
+            if no in dense_info:
+                reasons["dense"] = round(dense_info[no][0], 6)
+                reasons["matched_field"] = dense_info[no][1]
+                reasons["matched_text"] = self._row_text(no, dense_info[no][1])
+            if no in lexical_info:
+                reasons["lexical"] = round(lexical_info[no], 6)
+            hits.append(
+                TrialHit(
+                    entry.id, round(float(score), 6), entry.title, entry.phases, entry.conditions, reasons
+                )
+            )
+        return hits
+
+    def _rank_studies(
+        self, query: str, qvec: Vectors | None, k: int, mode: SearchMode, allowed: set[int] | None
+    ) -> tuple[list[tuple[int, float]], dict[int, tuple[float, str]], dict[int, float]]:
+        depth = k if mode is not SearchMode.HYBRID else max(k, FUSION_DEPTH)
+        dense = [] if qvec is None else self._dense_studies(qvec, depth, allowed)
+        lexical = [] if mode is SearchMode.DENSE else self._lexical_studies(query, depth, allowed)
+        if mode is SearchMode.DENSE:
+            ranked = [(no, score) for no, score, _ in dense]
+        elif mode is SearchMode.LEXICAL:
+            ranked = lexical
+        else:
+            ranked = reciprocal_rank_fusion([[no for no, _, _ in dense], [no for no, _ in lexical]])
+        return ranked, {no: (score, where) for no, score, where in dense}, dict(lexical)
+
+    def search_outcomes(
+        self,
+        query: str,
+        k: int = 10,
+        mode: SearchMode = SearchMode.HYBRID,
+        filters: SearchFilters | None = None,
+    ) -> list[OutcomeHit]:
+        """Outcome measures best matching free text; ``filters`` restrict outcomes (and their studies).
+
+        In hybrid mode, a query that names an endpoint of the vocabulary ranks the outcomes measuring it
+        first (see :meth:`search`).
+        """
+        _check_k(k)
+        allowed = self._allowed_outcome_rows(filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        qvec = None if mode is SearchMode.LEXICAL else self.embed_query(query)
+        ranked, dense_info, lexical_info = self._rank_outcomes(query, qvec, k, mode, allowed)
+        concept = self._concept(qvec) if mode is SearchMode.HYBRID else None
+        carriers: set[int] = set()
+        if concept is not None:
+            rows = self._endpoint_rows().get(concept.id, np.zeros(0, dtype=np.int64))
+            if allowed is not None:
+                rows = np.intersect1d(rows, allowed)
+            if len(rows):
+                carriers = set(rows.tolist())
+                first, d2, l2 = self._rank_outcomes(query, qvec, k, mode, rows)
+                dense_info, lexical_info = {**dense_info, **d2}, {**lexical_info, **l2}
+                ranked = _concept_first(first, ranked, k)
+        hits = []
+        for rid, score in ranked[:k]:
+            no, slot = split_row_id(rid)
+            entry = self.entries[no]
+            outcome = entry.outcomes[slot]
+            reasons: dict[str, Any] = {}
+            if rid in carriers and concept is not None:
+                reasons["endpoint"] = {"id": concept.id, "query_similarity": concept.score}
+            if rid in dense_info:
+                reasons["dense"] = round(dense_info[rid], 6)
+            if rid in lexical_info:
+                reasons["lexical"] = round(lexical_info[rid], 6)
+            hits.append(
+                OutcomeHit(
+                    entry.id,
+                    slot,
+                    round(float(score), 6),
+                    outcome.role,
+                    outcome.measure,
+                    outcome.endpoints,
+                    outcome.category,
+                    outcome.horizon_days,
+                    reasons,
+                )
+            )
+        return hits
+
+    def _rank_outcomes(
+        self,
+        query: str,
+        qvec: Vectors | None,
+        k: int,
+        mode: SearchMode,
+        allowed: npt.NDArray[np.int64] | None,
+    ) -> tuple[list[tuple[int, float]], dict[int, float], dict[int, float]]:
+        depth = k if mode is not SearchMode.HYBRID else max(k, FUSION_DEPTH)
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if qvec is not None:
+            scores, ids = self.stores["outcomes"].search(qvec, depth, allowed)
+            dense = [(rid, float(s)) for rid, s in zip(ids[0], scores[0], strict=False)]
+        if mode is not SearchMode.DENSE:
+            lex = self._outcome_lexical()
+            mask = None
+            if allowed is not None:
+                allowed_set = set(allowed.tolist())
+                mask = np.fromiter((key in allowed_set for key in lex.keys), dtype=bool, count=len(lex))
+            lexical = [(int(lex.keys[pos]), score) for pos, score in lex.search(query, depth, mask)]  # type: ignore[call-overload]
+        if mode is SearchMode.DENSE:
+            ranked = dense
+        elif mode is SearchMode.LEXICAL:
+            ranked = lexical
+        else:
+            ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]])
+        return ranked, dict(dense), dict(lexical)
+
+    def _concept(self, qvec: Vectors | None) -> ConceptMatch | None:
+        if qvec is None:
+            return None
+        if self._concepts is None:
+            self._concepts = EndpointConcepts(self.encoder)
+        return self._concepts.match(qvec)
+
+    def _endpoint_rows(self) -> dict[str, npt.NDArray[np.int64]]:
+        """Outcome row ids by the endpoint ids extracted from them (built on first use after a change)."""
+        if self._by_endpoint is None:
+            rows: dict[str, list[int]] = {}
+            for no in sorted(self.entries):
+                for i, outcome in enumerate(self.entries[no].outcomes):
+                    for endpoint in outcome.endpoints:
+                        rows.setdefault(endpoint, []).append(row_id(no, i))
+            self._by_endpoint = {e: np.array(r, dtype=np.int64) for e, r in rows.items()}
+        return self._by_endpoint
+
+    def similar(
+        self, query: str | StudyEntry, k: int = 10, filters: SearchFilters | None = None
+    ) -> list[SimilarHit]:
+        """Studies similar to an indexed one (its id) or a new one (a :class:`StudyEntry`), with reasons."""
+        return similar_trials(self, query, k=k, filters=filters)
+
+    def _allowed_studies(self, filters: SearchFilters | None) -> set[int] | None:
+        if filters is None or not filters.active:
+            return None
+        return {no for no, entry in self.entries.items() if filters.trial_matches(entry)}
+
+    def _allowed_outcome_rows(self, filters: SearchFilters | None) -> npt.NDArray[np.int64] | None:
+        if filters is None or not filters.active:
+            return None
+        rows = [
+            row_id(no, i)
+            for no, entry in self.entries.items()
+            if filters.study_matches(entry)
+            for i, o in enumerate(entry.outcomes)
+            if filters.outcome_matches(o)
+        ]
+        return np.array(rows, dtype=np.int64)
+
+    def _rows_of(self, store: str, studies: Iterable[int]) -> npt.NDArray[np.int64]:
+        rows: list[int] = []
+        for no in studies:
+            rows.extend(row_id(no, slot) for slot in range(self.rows[no][store]))
+        return np.array(rows, dtype=np.int64)
+
+    def study_rows(self, study_id: str, store: str) -> Vectors:
+        """All vectors of an indexed study in one store (one per condition, window, outcome…)."""
+        return self.stores[store].reconstruct(self._rows_of(store, [self.numbers[study_id]]))
+
+    def _dense_studies(
+        self, q: Vectors, k: int, allowed: set[int] | None, stores: Sequence[str] = TRIAL_SEARCH_STORES
+    ) -> list[tuple[int, float, str]]:
+        """Top-``k`` studies by their best row over ``stores``: ``(study_no, score, "field[slot]")``."""
+        best: dict[int, tuple[float, str]] = {}
+        for name in stores:
+            store = self.stores[name]
+            allowed_rows = None if allowed is None else self._rows_of(name, allowed)
+            available = store.ntotal if allowed_rows is None else len(allowed_rows)
+            fetch = min(available, max(4 * k, 32))
+            distinct: dict[int, tuple[float, str]] = {}
+            while fetch > 0:
+                scores, ids = store.search(q, fetch, allowed_rows)
+                distinct = {}
+                for rid, score in zip(ids[0], scores[0], strict=False):
+                    no, slot = split_row_id(rid)
+                    if no not in distinct:
+                        distinct[no] = (
+                            float(score),
+                            name if name == "tci" else f"{name}[{slot}]",
+                        )
+                if len(distinct) >= k or fetch >= available:
+                    break
+                fetch = min(available, fetch * 4)
+            for no, (score, where) in distinct.items():
+                if no not in best or score > best[no][0]:
+                    best[no] = (score, where)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+        return [(no, score, where) for no, (score, where) in ranked]
+
+    def _lexical_studies(self, query: str, k: int, allowed: set[int] | None) -> list[tuple[int, float]]:
+        lex = self._trial_lexical()
+        mask = None
+        if allowed is not None:
+            mask = np.fromiter((key in allowed for key in lex.keys), dtype=bool, count=len(lex))
+        return [(int(lex.keys[pos]), score) for pos, score in lex.search(query, k, mask)]  # type: ignore[call-overload]
+
+    def _trial_lexical(self) -> LexicalIndex:
+        if self._lexical_trials is None:
+            nos = sorted(self.entries)
+            self._lexical_trials = LexicalIndex(nos, [self.entries[no].lexical_text() for no in nos])
+        return self._lexical_trials
+
+    def _outcome_lexical(self) -> LexicalIndex:
+        if self._lexical_outcomes is None:
+            keys: list[int] = []
+            texts: list[str] = []
+            for no in sorted(self.entries):
+                for i, o in enumerate(self.entries[no].outcomes):
+                    keys.append(row_id(no, i))
+                    texts.append(o.text)
+            self._lexical_outcomes = LexicalIndex(keys, texts)
+        return self._lexical_outcomes
+
+    def _row_text(self, no: int, where: str) -> str:
+        entry = self.entries[no]
+        if where.startswith("outcomes["):
+            return entry.outcomes[int(where[9:-1])].text
+        if where.startswith("summary["):
+            return entry.summary
+        if where.startswith("conditions["):
+            return entry.conditions[int(where[11:-1])]
+        if where.startswith("interventions["):
+            return entry.interventions[int(where[14:-1])]
+        return entry.field_text(where)
+
+    def study_vectors(self, study_id: str) -> dict[str, Vectors]:
+        """One vector per store for an indexed study: the normalised mean of its rows there."""
+        no = self.numbers[study_id]
+        out: dict[str, Vectors] = {}
+        for name in STORES:
+            rows = self._rows_of(name, [no])
+            if len(rows):
+                vecs = self.stores[name].reconstruct(rows)
+                out[name] = normalise(vecs.mean(axis=0, keepdims=True))[0] if len(vecs) > 1 else vecs[0]
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, extra_meta: dict[str, Any] | None = None) -> int:
+        """Write the index to ``directory`` atomically (see :mod:`index.files`); returns the generation."""
+        path = Path(directory)
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+            for no in sorted(self.entries):
+                row = {
+                    "no": no,
+                    "summary_windows": self.rows[no]["summary"],
+                    "entry": self.entries[no].to_json(),
+                }
+                gz.write((json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode())
+        payload: dict[str, tuple[str, str, bytes]] = {"studies": ("studies", "jsonl.gz", buf.getvalue())}
+        for name, store in self.stores.items():
+            payload[f"store.{name}"] = (f"vectors.{name}", "faiss", store.to_bytes())
+        meta: dict[str, Any] = {
+            "model": {
+                "id": self.encoder.model_id,
+                "fingerprint": self.encoder.fingerprint,
+                "dimension": self.encoder.dimension,
+            },
+            "metric": "inner_product",
+            "normalized": True,
+            "counts": self.counts(),
+            "ids": {"next_study_no": self.next_no, "slot_bits": SLOT_BITS},
+            "build": {
+                "kind": str(self.kind),
+                "stores": {name: store.params() for name, store in self.stores.items()},
+                "fusion": {
+                    "method": "rrf",
+                    "k": RRF_K,
+                    "depth": FUSION_DEPTH,
+                    "endpoint_first": {
+                        "vocabulary": "nlp/resources/endpoints.tsv",
+                        "threshold": CONCEPT_THRESHOLD,
+                    },
+                },
+                "lexical": {"library": "bm25s", "stemmer": "snowball-english", "stopwords": "en"},
+            },
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra_meta or {}),
+        }
+        return files.save_generation(path, payload, meta)
+
+    @classmethod
+    def load(cls, directory: str | Path, encoder: Encoder) -> TrialIndex:
+        """Load an index saved by :meth:`save`, refusing one built with another model or dimension."""
+        path = Path(directory)
+        for attempt in range(3):
+            try:
+                return cls._load_once(path, encoder)
+            except IndexFileError:
+                # A writer may have switched generations between reading meta.json and its files.
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_once(cls, path: Path, encoder: Encoder) -> TrialIndex:
+        meta = files.read_meta(path)
+        check_model(meta, encoder, path)
+        index = cls(encoder, IndexKind(meta["build"]["kind"]))
+        for name in STORES:
+            params = meta["build"]["stores"][name]
+            ivf = None
+            if params["kind"] == IndexKind.IVF:
+                ivf = IvfParams(params["nlist"], params["nprobe"], params.get("recall_at_10"))
+            index.stores[name] = VectorStore.from_bytes(
+                files.read_file(path, meta, f"store.{name}"), encoder.dimension, ivf
+            )
+        raw = gzip.decompress(files.read_file(path, meta, "studies"))
+        for line in raw.decode("utf-8").splitlines():
+            row = json.loads(line)
+            no = int(row["no"])
+            entry = StudyEntry.from_json(row["entry"])
+            index.entries[no] = entry
+            index.numbers[entry.id] = no
+            index.rows[no] = _row_counts(entry, int(row["summary_windows"]))
+        index.next_no = int(meta["ids"]["next_study_no"])
+        counts = index.counts()
+        if counts != meta.get("counts"):
+            raise IndexFileError(
+                f"{path}: contents ({counts}) disagree with meta.json ({meta.get('counts')}); rebuild"
+            )
+        return index
+
+
+def check_model(meta: dict[str, Any], encoder: Encoder, path: Path) -> None:
+    """Refuse an index built with another model, fingerprint or dimension than ``encoder``'s."""
+    model = meta.get("model") or {}
+    if model.get("dimension") != encoder.dimension:
+        raise IndexFileError(
+            f"{path}: built with {model.get('dimension')}-dimensional vectors, the encoder gives "
+            f"{encoder.dimension}; rebuild the index with this encoder"
+        )
+    if model.get("id") != encoder.model_id or model.get("fingerprint") != encoder.fingerprint:
+        raise IndexFileError(
+            f"{path}: built with model {model.get('id')} ({model.get('fingerprint')}), but the encoder is "
+            f"{encoder.model_id} ({encoder.fingerprint}); rebuild the index with this encoder"
+        )
+
+
+def _concept_first(
+    first: list[tuple[K, float]], rest: list[tuple[K, float]], k: int
+) -> list[tuple[K, float]]:
+    """``first`` (scores + 1, so scores stay in rank order), then ``rest`` without repeats, cut at ``k``."""
+    out = [(key, score + 1.0) for key, score in first[:k]]
+    seen = {key for key, _ in out}
+    out.extend((key, score) for key, score in rest if key not in seen)
+    return out[:k]
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+
+
+def outcome_entry_of(index: TrialIndex, study_id: str, outcome: int) -> OutcomeEntry:
+    """An indexed outcome by study id and position."""
+    return index.get(study_id).outcomes[outcome]
