@@ -121,6 +121,10 @@ def query_vectors(index: TrialIndex, entry: StudyEntry) -> dict[str, Vectors]:
     return out
 
 
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
 def _mean(vecs: Vectors) -> Vectors:
     return np.asarray(normalise(vecs.mean(axis=0, keepdims=True))[0], dtype=np.float32)
 
@@ -128,14 +132,15 @@ def _mean(vecs: Vectors) -> Vectors:
 def _pooled(
     sims: npt.NDArray[np.float32], owner: npt.NDArray[np.int64], n: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per candidate, from pairwise similarities ``sims[row, query_item]`` of its rows (``owner[row]``):
-    the best pair, and the mean over query items of each item's best match (NaN where it has no rows)."""
-    best_per_item = np.full((n, sims.shape[1]), -np.inf)
-    for j in range(sims.shape[1]):
-        np.maximum.at(best_per_item[:, j], owner, sims[:, j])
-    has = np.isfinite(best_per_item[:, 0])
-    best = np.where(has, best_per_item.max(axis=1), np.nan)
-    cover = np.where(has, np.where(has[:, None], best_per_item, 0.0).mean(axis=1), np.nan)
+    """Per candidate, from pairwise similarities ``sims[row, query_item]`` of its rows (``owner[row]``,
+    non-decreasing): the best pair, and the mean over query items of each item's best match (NaN where the
+    candidate has no rows)."""
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    best_per_item = np.maximum.reduceat(sims, starts, axis=0)  # (candidates with rows, query items)
+    best = np.full(n, np.nan)
+    cover = np.full(n, np.nan)
+    best[owner[starts]] = best_per_item.max(axis=1)
+    cover[owner[starts]] = best_per_item.mean(axis=1)
     return best, cover
 
 
@@ -184,28 +189,34 @@ def similar_trials(
         row_ids = index._rows_of(name, nos)
         if not len(row_ids):
             continue
+        # Rows come grouped by candidate, in candidate order: owner is non-decreasing.
         owner = np.array([position[split_row_id(int(r))[0]] for r in row_ids], dtype=np.int64)
         cand_vecs = index.stores[name].reconstruct(row_ids)
-        # Mean vector per candidate (one row per candidate for tci, several for the others).
-        sums = np.zeros((len(nos), cand_vecs.shape[1]), dtype=np.float32)
-        np.add.at(sums, owner, cand_vecs)
-        present = np.zeros(len(nos), dtype=bool)
-        present[owner] = True
-        means = normalise(sums)
-        scores[name] = np.where(present, means @ _mean(qvecs), np.nan)
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        means = normalise(np.add.reduceat(cand_vecs, starts, axis=0))  # mean vector per candidate
+        scores[name] = np.full(len(nos), np.nan)
+        scores[name][owner[starts]] = means @ _mean(qvecs)
         if name in ITEM_FIELDS:
             best, cover = _pooled(cand_vecs @ qvecs.T, owner, len(nos))
             scores[f"{name}_best"], scores[f"{name}_cover"] = best, cover
+    query_endpoints, query_phases = entry.endpoints, entry.phases
+    scores["endpoints"] = np.array(
+        [_nan(jaccard(query_endpoints, index.entries[no].endpoints)) for no in nos], dtype=np.float64
+    )
+    scores["design"] = np.array(
+        [_nan(jaccard(query_phases, index.entries[no].phases)) for no in nos], dtype=np.float64
+    )
+    # The weighted sum over present fields, for all candidates at once; per-field dicts only for the top k.
+    total = np.zeros(len(nos))
+    for name, values in scores.items():
+        total += weights.get(name, 0.0) * np.nan_to_num(values, nan=0.0)
+    order = sorted(range(len(nos)), key=lambda j: (-total[j], nos[j]))[:k]
     hits = []
-    for j, no in enumerate(nos):
-        cand = index.entries[no]
-        per_field: dict[str, float | None] = {
+    for j in order:
+        per_field = {
             name: None if np.isnan(values[j]) else float(values[j]) for name, values in scores.items()
         }
-        per_field["endpoints"] = jaccard(entry.endpoints, cand.endpoints)
-        per_field["design"] = jaccard(entry.phases, cand.phases)
-        hits.append((combine(per_field, weights), no, per_field))
-    hits.sort(key=lambda h: (-h[0], h[1]))
+        hits.append((combine(per_field, weights), nos[j], per_field))
     out = []
     for score, no, per_field in hits[:k]:
         cand = index.entries[no]
