@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 # The first run builds out/index (extract + embed, with progress); later runs find every study already indexed.
 INDEX_INPUTS := data/seeds/IM96.txt data/seeds/TH-CART-027.txt data/sample/studies.jsonl.gz
-INDEX_LIMIT ?= 2000
+INDEX_LIMIT ?= 1200
 
 run: setup
 	$(BIN)/trialsift index build $(INDEX_INPUTS) --limit $(INDEX_LIMIT) --out out/index

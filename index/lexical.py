@@ -49,7 +49,8 @@ class LexicalIndex:
             return []
         tokens = self._tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
         weights = None if mask is None else mask.astype(np.float32)
+        # n_threads=0 runs in this thread; any other value starts a thread pool on every call.
         docs, scores = self._bm25.retrieve(
-            tokens, k=k_eff, show_progress=False, weight_mask=weights, n_threads=1
+            tokens, k=k_eff, show_progress=False, weight_mask=weights, n_threads=0
         )
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]

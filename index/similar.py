@@ -163,9 +163,7 @@ def similar_trials(
     else:
         entry = query
         qrows = query_vectors(index, entry)
-    allowed = None
-    if filters is not None and filters.active:
-        allowed = {no for no, e in index.entries.items() if filters.trial_matches(e)}
+    allowed = index._allowed_studies(filters)
     # Candidates: each query vector's neighbours in its own store, plus BM25 on conditions and title.
     candidates: set[int] = set()
     for name, vecs in qrows.items():

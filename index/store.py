@@ -114,16 +114,19 @@ class VectorStore:
     def tune_nprobe(self, ids: Ids, vectors: Vectors, rng: np.random.Generator, queries: int = 200) -> float:
         """Double nprobe until recall@10 against exact search reaches TARGET_RECALL; returns the recall.
 
-        The queries are stored vectors with noise added (a query is never exactly a stored row).
+        The queries are midpoints of two random stored vectors (normalised). Stored rows, even with noise
+        added, sit next to their own cluster and overstate recall badly where near-duplicates cluster
+        (registries repeat outcome texts): at 1M rows they tuned nprobe to 1 for a held-out recall of 0.66,
+        while midpoints track held-out recall within about 0.02.
         """
         if self.ivf is None:
             raise StoreError("only an IVF store has an nprobe to tune")
-        picks = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
-        noisy = vectors[picks] + rng.normal(0, 0.03, size=(len(picks), self.dimension)).astype(np.float32)
-        q = normalise(noisy)
-        flat = faiss.IndexFlatIP(self.dimension)
-        flat.add(vectors)
-        _, truth_pos = flat.search(q, 10)
+        n = min(queries, len(vectors))
+        a = rng.choice(len(vectors), size=n, replace=False)
+        b = rng.choice(len(vectors), size=n, replace=False)
+        q = normalise(vectors[a] + vectors[b])
+        # Exact neighbours straight from the array: no second index (that would double memory at scale).
+        _, truth_pos = faiss.knn(q, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
         truth = [[int(ids[p]) for p in row if p >= 0] for row in truth_pos]
         nprobe = 1
         while True:

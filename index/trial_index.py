@@ -43,6 +43,8 @@ TRIAL_SEARCH_STORES: Final[tuple[str, ...]] = ("tci", "summary", "outcomes")
 K = TypeVar("K")
 SLOT_BITS: Final = 16
 MAX_SLOTS: Final = 1 << SLOT_BITS
+#: How many filters' results a TrialIndex keeps (cleared whenever studies are added or removed).
+FILTER_CACHE_SIZE: Final = 64
 #: How many rows each ranking contributes before hybrid fusion.
 FUSION_DEPTH: Final = 100
 
@@ -122,6 +124,7 @@ class TrialIndex:
         self._lexical_outcomes: LexicalIndex | None = None
         self._concepts: EndpointConcepts | None = None
         self._by_endpoint: dict[str, npt.NDArray[np.int64]] | None = None
+        self._filter_cache: dict[tuple[str, SearchFilters], Any] = {}
 
     # -- contents -------------------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class TrialIndex:
             self.numbers[entry.id] = no
         self._lexical_trials = self._lexical_outcomes = None
         self._by_endpoint = None
+        self._filter_cache.clear()
 
     def optimise(self, kind: IndexKind | None = None) -> None:
         """Rebuild each field's store as ``kind`` (default: the index's): IVF stores are trained on what
@@ -204,6 +208,7 @@ class TrialIndex:
         if removed:
             self._lexical_trials = self._lexical_outcomes = None
         self._by_endpoint = None
+        self._filter_cache.clear()
         return removed
 
     def texts_to_encode(self, entries: Sequence[StudyEntry]) -> list[str]:
@@ -441,19 +446,35 @@ class TrialIndex:
     def _allowed_studies(self, filters: SearchFilters | None) -> set[int] | None:
         if filters is None or not filters.active:
             return None
-        return {no for no, entry in self.entries.items() if filters.trial_matches(entry)}
+        key = ("studies", filters)
+        if key not in self._filter_cache:
+            allowed = {no for no, entry in self.entries.items() if filters.trial_matches(entry)}
+            self._remember(key, allowed)
+        cached: set[int] = self._filter_cache[key]
+        return cached
 
     def _allowed_outcome_rows(self, filters: SearchFilters | None) -> npt.NDArray[np.int64] | None:
         if filters is None or not filters.active:
             return None
-        rows = [
-            row_id(no, i)
-            for no, entry in self.entries.items()
-            if filters.study_matches(entry)
-            for i, o in enumerate(entry.outcomes)
-            if filters.outcome_matches(o)
-        ]
-        return np.array(rows, dtype=np.int64)
+        key = ("outcomes", filters)
+        if key not in self._filter_cache:
+            rows = [
+                row_id(no, i)
+                for no, entry in self.entries.items()
+                if filters.study_matches(entry)
+                for i, o in enumerate(entry.outcomes)
+                if filters.outcome_matches(o)
+            ]
+            self._remember(key, np.array(rows, dtype=np.int64))
+        cached: npt.NDArray[np.int64] = self._filter_cache[key]
+        return cached
+
+    def _remember(self, key: tuple[str, SearchFilters], value: Any) -> None:
+        # Filters repeat (a UI's facets, paging through results): evaluating one over every study costs
+        # more than the search itself, so the last FILTER_CACHE_SIZE results are kept until the index changes.
+        if len(self._filter_cache) >= FILTER_CACHE_SIZE:
+            del self._filter_cache[next(iter(self._filter_cache))]
+        self._filter_cache[key] = value
 
     def _rows_of(self, store: str, studies: Iterable[int]) -> npt.NDArray[np.int64]:
         rows: list[int] = []

@@ -253,19 +253,19 @@ def _print_similar_table(record: dict[str, Any]) -> None:
     print(f"{'#':>3}  {'score':>7}  {'id':<12} {'title':<{title_w}}  why")
     for rank, hit in enumerate(record["hits"], start=1):
         r = hit["reasons"]
+        scores = r["field_scores"]
         why = []
-        if r["shared_conditions"]:
-            why.append("conditions: " + ", ".join(r["shared_conditions"][:2]))
-        if r["shared_interventions"]:
-            why.append("interventions: " + ", ".join(r["shared_interventions"][:2]))
-        if r["shared_endpoints"]:
-            why.append("endpoints: " + ", ".join(r["shared_endpoints"][:3]))
+        # Conditions and interventions first (they weigh most); the best pair's similarity when no name
+        # is shared word for word.
+        for name in ("conditions", "interventions"):
+            if r[f"shared_{name}"]:
+                why.append(f"{name}: " + ", ".join(r[f"shared_{name}"][:2]))
+            elif scores.get(f"{name}_best") is not None:
+                why.append(f"{name} ~{scores[f'{name}_best']:.2f}")
         if r["shared_phases"]:
             why.append("phase " + _phases(r["shared_phases"]))
-        scored = [(k, v) for k, v in r["field_scores"].items() if v is not None]
-        if not why and scored:
-            name, value = max(scored, key=lambda kv: kv[1])
-            why.append(f"{name} similarity {value:.2f}")
+        if r["shared_endpoints"]:
+            why.append("endpoints: " + ", ".join(r["shared_endpoints"][:3]))
         print(
             f"{rank:>3}  {hit['score']:>7.4f}  {hit['id']:<12} {_cut(hit['title'], title_w):<{title_w}}  "
             f"{_cut('; '.join(why), 60)}"
