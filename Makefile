@@ -26,7 +26,6 @@ run: setup
 	$(BIN)/trialsift search --index out/index -k 5 \
 		"objective response rate 3 months after CAR-T infusion" \
 		"dose-limiting toxicity within 28 days" --phase 1
-	$(BIN)/trialsift search --index out/index -k 5 --outcomes "maximum plasma concentration"
 	$(BIN)/trialsift similar --index out/index -k 5 IM96 TH-CART-027
 
 annotate: setup

@@ -10,6 +10,7 @@ keep one row per window.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -167,28 +168,28 @@ class SentenceTransformerEncoder:
         path = Path(model_dir)
         if not (path / "modules.json").is_file():
             raise EncoderError(f"{path} is not a sentence-transformers model directory (no modules.json)")
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(path), device="cpu")
+        self._path = path
+        # The model itself loads on first use: importing sentence-transformers alone takes seconds, and
+        # much of the work with an index (resuming a build, similar trials of indexed studies, lexical search)
+        # never embeds anything. Its id, fingerprint, window and dimension come from its files.
+        self._model: Any = None
+        config = _read_json(path / "sentence_bert_config.json")
+        max_len = config.get("max_seq_length")
+        if not isinstance(max_len, int):
+            raise EncoderError(f"{path}: sentence_bert_config.json does not give max_seq_length")
         from tokenizers import Tokenizer
 
-        # A private copy of the Rust tokenizer with truncation and padding off, for splitting: the model's own
-        # tokenizer truncates to its window, which would hide how long a text really is.
-        self._splitter = Tokenizer.from_str(self._model.tokenizer.backend_tokenizer.to_str())
+        # The model's tokenizer with truncation and padding off, for splitting: the model truncates to its
+        # window, which would hide how long a text really is.
+        self._splitter = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._splitter.no_truncation()
         self._splitter.no_padding()
         # Two special tokens ([CLS], [SEP]) share the window with the text.
-        max_len = self._model.max_seq_length
-        if max_len is None:  # pragma: no cover - every packaged text model states its window
-            raise EncoderError(f"{path}: the model does not say its maximum sequence length")
-        self._window = int(max_len) - 2
+        self._window = max_len - 2
         self._stride = max(1, self._window - overlap)
         self.batch_size = batch_size
-        self._fingerprint = _fingerprint_dir(path, extra=f"max_seq_length={self._model.max_seq_length}")
-        dim: int | None = self._model.get_embedding_dimension()
-        if dim is None:  # pragma: no cover - every sentence-transformers text model has one
-            raise EncoderError(f"{path}: the model does not say its embedding dimension")
-        self._dimension = int(dim)
+        self._fingerprint = _fingerprint_dir(path, extra=f"max_seq_length={max_len}")
+        self._dimension = _embedding_dimension(path)
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
         if precision not in {"fp32", "bf16"}:
@@ -245,13 +246,14 @@ class SentenceTransformerEncoder:
         import torch
 
         with self._lock, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            model = self._load()
             # A query or two is too little work to split across threads: the hand-off costs more than it
             # saves, and far more on a busy machine. Only this encoder's lock holder runs torch here.
             threads = torch.get_num_threads()
             if len(windows) <= SINGLE_THREAD_WINDOWS and threads > 1:
                 torch.set_num_threads(1)
             try:
-                vecs = self._model.encode(
+                vecs = model.encode(
                     list(windows),
                     batch_size=self.batch_size,
                     normalize_embeddings=True,
@@ -262,6 +264,46 @@ class SentenceTransformerEncoder:
                 if torch.get_num_threads() != threads:
                     torch.set_num_threads(threads)
         return normalise(vecs)
+
+    def _load(self) -> Any:
+        """The sentence-transformers model, loaded on first call (hold ``_lock``)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(self._path), device="cpu")
+            dim = model.get_embedding_dimension()
+            if dim != self._dimension:
+                raise EncoderError(
+                    f"{self._path}: the model gives {dim}-dimensional vectors, its pooling config says "
+                    f"{self._dimension}"
+                )
+            self._model = model
+        return self._model
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise EncoderError(f"{path}: cannot read the model's configuration ({err})") from None
+    if not isinstance(data, dict):
+        raise EncoderError(f"{path}: not a JSON object")
+    return data
+
+
+def _embedding_dimension(path: Path) -> int:
+    """The output dimension a sentence-transformers model directory declares (last Pooling/Dense module)."""
+    modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    dim: int | None = None
+    for module in modules:
+        kind = str(module.get("type", ""))
+        if kind.endswith("Pooling"):
+            dim = _read_json(path / module["path"] / "config.json").get("word_embedding_dimension")
+        elif kind.endswith("Dense"):
+            dim = _read_json(path / module["path"] / "config.json").get("out_features")
+    if not isinstance(dim, int):
+        raise EncoderError(f"{path}: modules.json declares no Pooling or Dense module with a dimension")
+    return dim
 
 
 def cpu_has_bf16() -> bool:
