@@ -153,10 +153,6 @@ def search(args: argparse.Namespace) -> int:
 
 
 def similar(args: argparse.Namespace) -> int:
-    from index.documents import make_entry
-    from nlp.pipeline import Extractor
-    from nlp.study import Study
-
     if args.k < 1:
         raise UsageError(f"-k must be at least 1, got {args.k}")
     ids = list(args.ids)
@@ -173,6 +169,11 @@ def similar(args: argparse.Namespace) -> int:
     queries: list[tuple[str, Any]] = [(i, i) for i in ids]
     failed = unreadable = 0
     if args.record:
+        # spaCy and the extraction pipeline are only needed to read new records.
+        from index.documents import make_entry
+        from nlp.pipeline import Extractor
+        from nlp.study import Study
+
         extractor = Extractor()
         for item in read_inputs(args.record):
             if isinstance(item, Study):
