@@ -7,7 +7,7 @@ with the vector side after adds and removes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import bm25s
 import numpy as np
@@ -18,9 +18,9 @@ _STEMMER = Stemmer.Stemmer("english")
 
 
 class LexicalIndex:
-    """BM25 over ``texts``, addressed by the caller's keys (any hashable)."""
+    """BM25 over ``texts``, addressed by the caller's integer keys (study numbers, row ids)."""
 
-    def __init__(self, keys: Sequence[object], texts: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[int], texts: Sequence[str]) -> None:
         if len(keys) != len(texts):
             raise ValueError(f"{len(keys)} keys for {len(texts)} texts")
         self.keys = list(keys)
@@ -54,3 +54,12 @@ class LexicalIndex:
             tokens, k=k_eff, show_progress=False, weight_mask=weights, n_threads=0
         )
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+    def search_keys(
+        self, query: str, k: int, allowed: Container[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Like :meth:`search`, by key: top-``k`` ``(key, score)``, only keys in ``allowed`` if given."""
+        mask = None
+        if allowed is not None:
+            mask = np.fromiter((key in allowed for key in self.keys), dtype=bool, count=len(self.keys))
+        return [(self.keys[pos], score) for pos, score in self.search(query, k, mask)]

@@ -405,12 +405,8 @@ class TrialIndex:
             scores, ids = self.stores["outcomes"].search(qvec, depth, allowed)
             dense = [(rid, float(s)) for rid, s in zip(ids[0], scores[0], strict=False)]
         if mode is not SearchMode.DENSE:
-            lex = self._outcome_lexical()
-            mask = None
-            if allowed is not None:
-                allowed_set = set(allowed.tolist())
-                mask = np.fromiter((key in allowed_set for key in lex.keys), dtype=bool, count=len(lex))
-            lexical = [(int(lex.keys[pos]), score) for pos, score in lex.search(query, depth, mask)]  # type: ignore[call-overload]
+            allowed_set = None if allowed is None else set(allowed.tolist())
+            lexical = self._outcome_lexical().search_keys(query, depth, allowed_set)
         if mode is SearchMode.DENSE:
             ranked = dense
         elif mode is SearchMode.LEXICAL:
@@ -517,11 +513,7 @@ class TrialIndex:
         return [(no, score, where) for no, (score, where) in ranked]
 
     def _lexical_studies(self, query: str, k: int, allowed: set[int] | None) -> list[tuple[int, float]]:
-        lex = self._trial_lexical()
-        mask = None
-        if allowed is not None:
-            mask = np.fromiter((key in allowed for key in lex.keys), dtype=bool, count=len(lex))
-        return [(int(lex.keys[pos]), score) for pos, score in lex.search(query, k, mask)]  # type: ignore[call-overload]
+        return self._trial_lexical().search_keys(query, k, allowed)
 
     def _trial_lexical(self) -> LexicalIndex:
         if self._lexical_trials is None:
