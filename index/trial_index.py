@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from index import files
 from index.concepts import CONCEPT_THRESHOLD, ConceptMatch, EndpointConcepts
-from index.documents import OutcomeEntry, StudyEntry
+from index.documents import StudyEntry
 from index.encoder import Encoder, Vectors, encode, encode_chunks, normalise
 from index.files import IndexFileError
 from index.filters import SearchFilters
@@ -93,15 +93,22 @@ class OutcomeHit:
     reasons: dict[str, Any] = field(default_factory=dict)
 
 
+def _item_texts(entry: StudyEntry) -> dict[str, list[str]]:
+    """The texts of a study's one-vector rows, per store (the summary, split into windows, is apart)."""
+    tci = entry.field_text("tci")
+    return {
+        "tci": [tci] if tci else [],
+        "conditions": entry.conditions,
+        "interventions": entry.interventions,
+        "outcomes": [o.text for o in entry.outcomes],
+    }
+
+
 def _row_counts(entry: StudyEntry, summary_windows: int) -> dict[str, int]:
     """How many rows a study has in each store: its slots there are ``0 .. n-1``."""
-    return {
-        "tci": 1 if entry.field_text("tci") else 0,
-        "conditions": len(entry.conditions),
-        "interventions": len(entry.interventions),
-        "summary": summary_windows,
-        "outcomes": len(entry.outcomes),
-    }
+    counts = {name: len(texts) for name, texts in _item_texts(entry).items()}
+    counts["summary"] = summary_windows
+    return counts
 
 
 class TrialIndex:
@@ -169,6 +176,10 @@ class TrialIndex:
         for no, entry in batch:
             self.entries[no] = entry
             self.numbers[entry.id] = no
+        self._changed()
+
+    def _changed(self) -> None:
+        """Drop everything derived from the set of studies (BM25, endpoint rows, filter results)."""
         self._lexical_trials = self._lexical_outcomes = None
         self._by_endpoint = None
         self._filter_cache.clear()
@@ -206,21 +217,16 @@ class TrialIndex:
             del self.entries[no]
             removed += 1
         if removed:
-            self._lexical_trials = self._lexical_outcomes = None
-        self._by_endpoint = None
-        self._filter_cache.clear()
+            self._changed()
         return removed
 
     def texts_to_encode(self, entries: Sequence[StudyEntry]) -> list[str]:
         """Every text :meth:`add` embeds for ``entries`` (benchmarks time the bare encoder on these)."""
         out: list[str] = []
         for entry in entries:
-            tci = entry.field_text("tci")
-            out.extend([tci] if tci else [])
-            out.extend(entry.conditions)
-            out.extend(entry.interventions)
+            for texts in _item_texts(entry).values():
+                out.extend(texts)
             out.extend([entry.summary] if entry.summary else [])
-            out.extend(o.text for o in entry.outcomes)
         return out
 
     def _encode(
@@ -230,14 +236,7 @@ class TrialIndex:
         rows: list[tuple[str, int, int, str]] = []
         summaries: list[tuple[int, str]] = []
         for no, entry in batch:
-            tci = entry.field_text("tci")
-            items = {
-                "tci": [tci] if tci else [],
-                "conditions": entry.conditions,
-                "interventions": entry.interventions,
-                "outcomes": [o.text for o in entry.outcomes],
-            }
-            for name, texts in items.items():
+            for name, texts in _item_texts(entry).items():
                 if len(texts) > MAX_SLOTS:
                     raise StoreError(
                         f"study {entry.id}: {len(texts)} {name}, at most {MAX_SLOTS} are indexed"
@@ -673,8 +672,3 @@ def _concept_first(
 def _check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-
-
-def outcome_entry_of(index: TrialIndex, study_id: str, outcome: int) -> OutcomeEntry:
-    """An indexed outcome by study id and position."""
-    return index.get(study_id).outcomes[outcome]
