@@ -253,7 +253,7 @@ def run_outcomes(shared: Path, verbose: bool) -> dict[str, Any]:
 # -- part 2: similar trials ---------------------------------------------------------------------------
 
 
-def _count_records(path: Path) -> int:
+def count_records(path: Path) -> int:
     with gzip.open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip().startswith(b"{"))
 
@@ -273,7 +273,7 @@ def corpus_index(corpus: Path, index_dir: Path, cache_dir: Path) -> TrialIndex:
     from index.encoder import default_encoder
     from index.trial_index import TrialIndex
 
-    expected = _count_records(corpus)
+    expected = count_records(corpus)
     for directory in (index_dir, cache_dir):
         have = _index_studies(directory)
         if have is not None and have >= expected:

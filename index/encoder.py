@@ -140,7 +140,13 @@ class SentenceTransformerEncoder:
         overlap: tokens shared by consecutive windows of a long text.
         precision: ``"fp32"``, ``"bf16"`` (matrix products in bfloat16 under autocast, weights and outputs
             float32), or ``"auto"``: bf16 where the CPU has native bfloat16 instructions, where it is about
-            1.8x faster with vectors within 1e-4 cosine of fp32's, else fp32.
+            1.8x faster with vectors within 1e-4 cosine of fp32's, else fp32. (PyTorch runtime only.)
+        runtime: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime on a graph exported from the
+            same weights, see :mod:`index.onnx_runtime`), or ``"auto"``: ONNX Runtime when it is installed
+            (a query in 0.6x PyTorch's time, batches as fast or faster, and no torch import at all once the
+            graph is exported), else PyTorch. Vectors agree within 1e-4 cosine whichever runs.
+        threads: threads for batches (default: every core); queries always run on one.
+        cache_dir: where the exported ONNX graph is kept (default: ``~/.cache/trialsift/models``).
     """
 
     def __init__(
@@ -149,6 +155,9 @@ class SentenceTransformerEncoder:
         batch_size: int = 32,
         overlap: int = 32,
         precision: str = "auto",
+        runtime: str = "auto",
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ):
         # Offline before the first Hugging Face import: a stray hub call must fail, not hang or download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -195,6 +204,13 @@ class SentenceTransformerEncoder:
         if precision not in {"fp32", "bf16"}:
             raise EncoderError(f"precision {precision!r}: expected auto, fp32 or bf16")
         self.precision = precision
+        if runtime not in {"auto", "torch", "onnx"}:
+            raise EncoderError(f"runtime {runtime!r}: expected auto, torch or onnx")
+        self.runtime = runtime
+        self.threads = threads
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._max_tokens = max_len
+        self._runner: Any = None
         # Tokenizers are not safe to call from several threads at once (the service's thread pool).
         self._lock = threading.Lock()
 
@@ -240,9 +256,41 @@ class SentenceTransformerEncoder:
                 owner.append(i)
         return Chunked(windows, owner)
 
+    def _use_onnx(self, n_windows: int) -> bool:
+        if self.runtime == "onnx":
+            return True
+        if self.runtime == "torch":
+            return False
+        return _onnx_available()
+
+    def onnx_runner(self) -> Any:
+        """The ONNX Runtime runner (its graph is exported from the weights on first call)."""
+        from index import onnx_runtime
+
+        with self._lock:
+            if self._runner is None:
+                cache = self._cache_dir if self._cache_dir is not None else onnx_runtime.default_cache_dir()
+                graph = onnx_runtime.ensure_graph(
+                    self._path, onnx_runtime.graph_path(cache, self._fingerprint)
+                )
+                self._runner = onnx_runtime.OnnxRunner(
+                    graph, self._path / "tokenizer.json", self._max_tokens, self.batch_size
+                )
+            return self._runner
+
+    def prepare(self) -> None:
+        """Load now what queries need (export the ONNX graph if it is not cached yet)."""
+        if self._use_onnx(1):
+            self.onnx_runner().session(1)
+
     def encode_windows(self, windows: Sequence[str]) -> Vectors:
         if not windows:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        if self._use_onnx(len(windows)):
+            small = len(windows) <= SINGLE_THREAD_WINDOWS
+            threads = 1 if small else (self.threads or os.cpu_count() or 1)
+            vecs: Vectors = self.onnx_runner().embed(list(windows), threads)
+            return vecs
         import torch
 
         with self._lock, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
@@ -277,6 +325,15 @@ class SentenceTransformerEncoder:
                     f"{self._path}: the model gives {dim}-dimensional vectors, its pooling config says "
                     f"{self._dimension}"
                 )
+            if self.precision == "bf16":
+                # Keep the linear layers' weights in bfloat16 for good: autocast would otherwise cast every
+                # weight matrix again on every call, which is most of a single query's cost. Numerics are
+                # unchanged (autocast feeds these layers bfloat16 either way; layer norms stay float32).
+                import torch
+
+                for module in model.modules():
+                    if isinstance(module, torch.nn.Linear):
+                        module.to(torch.bfloat16)
             self._model = model
         return self._model
 
@@ -304,6 +361,18 @@ def _embedding_dimension(path: Path) -> int:
     if not isinstance(dim, int):
         raise EncoderError(f"{path}: modules.json declares no Pooling or Dense module with a dimension")
     return dim
+
+
+_ONNX: bool | None = None
+
+
+def _onnx_available() -> bool:
+    global _ONNX
+    if _ONNX is None:
+        from index.onnx_runtime import available
+
+        _ONNX = available()
+    return _ONNX
 
 
 def cpu_has_bf16() -> bool:

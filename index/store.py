@@ -210,7 +210,7 @@ class VectorStore:
         hits = [[int(i) for i in row if i >= 0] for row in ids]
         if allowed is not None and any(len(h) < k_eff for h in hits):
             return self._brute_force(q, k_eff, allowed)
-        return scores.astype(np.float32), hits
+        return _tie_break(scores.astype(np.float32), hits)
 
     def _brute_force(
         self, q: Vectors, k: int, allowed: Ids
@@ -219,7 +219,7 @@ class VectorStore:
         sims = q @ self.reconstruct(allowed_arr).T
         top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         scores = np.take_along_axis(sims, top, axis=1).astype(np.float32)
-        return scores, [[int(allowed_arr[j]) for j in row] for row in top]
+        return _tie_break(scores, [[int(allowed_arr[j]) for j in row] for row in top])
 
     def to_bytes(self) -> bytes:
         return bytes(faiss.serialize_index(self._index))
@@ -247,3 +247,17 @@ def _check(ids: Ids, vectors: Vectors, dimension: int) -> tuple[Ids, Vectors]:
     if len(ids_arr) != len(vecs):
         raise StoreError(f"{len(ids_arr)} ids for {len(vecs)} vectors")
     return ids_arr, vecs
+
+
+def _tie_break(
+    scores: npt.NDArray[np.float32], hits: list[list[int]]
+) -> tuple[npt.NDArray[np.float32], list[list[int]]]:
+    """Equal scores in id order. FAISS orders ties differently for different k, so without this, pages
+    of one ranking (each searched to its own depth) could repeat a hit and skip another."""
+    for r, row in enumerate(hits):
+        n = len(row)
+        if n > 1 and np.any(scores[r, 1:n] == scores[r, : n - 1]):
+            order = sorted(range(n), key=lambda j: (-float(scores[r, j]), row[j]))
+            scores[r, :n] = scores[r, order]
+            hits[r] = [row[j] for j in order]
+    return scores, hits

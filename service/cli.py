@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ann.add_argument("-q", "--quiet", action="store_true", help="no summary table on stderr")
     _add_index_commands(sub)
+    from service.cli_serve import add_commands
+
+    add_commands(sub, _Parser)
     return parser
 
 
@@ -242,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_index.search(args)
         if args.command == "similar":
             return cli_index.similar(args)
+        if args.command in ("load", "serve"):
+            from service import cli_serve
+
+            return cli_serve.load(args) if args.command == "load" else cli_serve.serve(args)
     except cli_index.UsageError as err:
         parser.exit(EXIT_USAGE, f"trialsift: error: {err}\n")
     except TrialsiftError as err:

@@ -46,7 +46,7 @@ def filters_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(str(err)) from None
 
 
-def _count_records(paths: Sequence[str]) -> int | None:
+def count_records(paths: Sequence[str]) -> int | None:
     """How many records the inputs hold, for the progress bar's ETA (None when it cannot be told cheaply)."""
     import gzip
 
@@ -82,7 +82,7 @@ def build(args: argparse.Namespace) -> int:
             raise UsageError(f"--annotations {name}: {err.strerror}") from None
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    total = _count_records(args.inputs)
+    total = count_records(args.inputs)
     if args.limit is not None:
         total = min(total, args.limit) if total else args.limit
     progress = None if args.quiet else Progress(total)

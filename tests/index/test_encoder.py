@@ -259,6 +259,16 @@ def test_real_encoder_similarity_ordering(
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.1
 
 
+def _count_tokens(encoder: SentenceTransformerEncoder, text: str) -> int:
+    """Tokens of ``text`` by the model's own tokenizer file, untruncated (the model reads these)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(encoder._path / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 LONG_TEXT = " ".join(
     f"Cycle {i}: participants receive the study drug on day 1, then tumour assessment by RECIST 1.1 "
     f"at week {i * 3}."
@@ -269,8 +279,7 @@ LONG_TEXT = " ".join(
 def test_real_encoder_splits_long_text_into_covering_windows(
     real_encoder: SentenceTransformerEncoder,
 ) -> None:
-    tokenizer = real_encoder._model.tokenizer
-    n_tokens = len(tokenizer(LONG_TEXT, add_special_tokens=False, verbose=False)["input_ids"])
+    n_tokens = _count_tokens(real_encoder, LONG_TEXT)
     assert n_tokens > 256
     chunked = real_encoder.split(["Overall survival", LONG_TEXT])
     assert chunked.windows[0] == "Overall survival" and chunked.owner[0] == 0
@@ -285,7 +294,7 @@ def test_real_encoder_splits_long_text_into_covering_windows(
         position = LONG_TEXT.find(window, position + 1)
         assert position >= 0
         starts.append(position)
-        assert len(tokenizer(window, add_special_tokens=False)["input_ids"]) <= 254
+        assert _count_tokens(real_encoder, window) <= 254
     ends = [s + len(w) for s, w in zip(starts, windows, strict=True)]
     assert starts[0] == 0 and ends[-1] == len(LONG_TEXT)
     assert all(nxt < end for nxt, end in zip(starts[1:], ends, strict=False))  # overlapping
@@ -302,12 +311,31 @@ def test_real_encoder_long_text_vector_is_mean_of_windows(real_encoder: Sentence
 
 @pytest.mark.slow
 def test_real_encoder_bf16_agrees_with_fp32(real_encoder: SentenceTransformerEncoder) -> None:
-    fp32 = SentenceTransformerEncoder(precision="fp32")
+    fp32 = SentenceTransformerEncoder(precision="fp32", runtime="torch")
     texts = ["objective response rate", LONG_TEXT, "Incidence of treatment-emergent adverse events"]
     a = encode(fp32, texts)
-    b = encode(SentenceTransformerEncoder(precision="bf16"), texts)
+    b = encode(SentenceTransformerEncoder(precision="bf16", runtime="torch"), texts)
     assert fp32.fingerprint == real_encoder.fingerprint
     np.testing.assert_allclose(np.sum(a * b, axis=1), 1.0, atol=2e-3)
+
+
+def test_real_encoder_onnx_runtime_agrees_with_torch(real_encoder: SentenceTransformerEncoder) -> None:
+    # The ONNX graph is exported from the same weights; indexes built by either runtime must serve queries
+    # embedded by the other. Mixed lengths in one batch check the padding and the mean over real tokens.
+    texts = [
+        "objective response rate",
+        LONG_TEXT,
+        "Incidence of treatment-emergent adverse events (TEAEs) graded by CTCAE 5.0",
+        "PFS",
+        "Überleben nach 12 Monaten, µg/m² ≤ 1.2e+09",
+    ]
+    torch_vecs = encode(SentenceTransformerEncoder(runtime="torch"), texts)
+    onnx_vecs = encode(SentenceTransformerEncoder(runtime="onnx"), texts)
+    assert real_encoder.runtime == "auto"
+    np.testing.assert_allclose(np.sum(torch_vecs * onnx_vecs, axis=1), 1.0, atol=1e-4)
+    # One text alone (no padding) gives the same vector as in the batch.
+    [alone] = encode(SentenceTransformerEncoder(runtime="onnx"), [texts[2]])
+    np.testing.assert_allclose(alone, onnx_vecs[2], atol=1e-5)
 
 
 # Registry vocabulary that the tokenizer cuts into many pieces, plus numbers, units and unicode.
@@ -341,10 +369,9 @@ def test_real_encoder_windows_always_fit_the_model(
     text = " ".join(f"{word} {i}" for i, word in enumerate(words))  # numbered: each window occurs once
     windows = real_encoder.split([text]).windows
     assert len(windows) >= 2
-    tokenizer = real_encoder._model.tokenizer
     position, ends = -1, []
     for window in windows:
-        assert len(tokenizer(window, add_special_tokens=False, verbose=False)["input_ids"]) <= 254
+        assert _count_tokens(real_encoder, window) <= 254
         position = text.find(window, position + 1)
         assert position >= 0 and (not ends or position <= ends[-1])  # no gap after the last window
         ends.append(position + len(window))
