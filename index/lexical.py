@@ -24,6 +24,7 @@ class LexicalIndex:
         if len(keys) != len(texts):
             raise ValueError(f"{len(keys)} keys for {len(texts)} texts")
         self.keys = list(keys)
+        self.key_array = np.asarray(self.keys)
         self._tokenizer = bm25s.tokenization.Tokenizer(stemmer=_STEMMER, stopwords="en")
         self._bm25 = bm25s.BM25()
         if texts:
@@ -43,17 +44,16 @@ class LexicalIndex:
             k: hits wanted.
             mask: if given, only positions where it is true can be returned (filtering before top-k).
         """
-        n = len(self.keys) if mask is None else int(mask.sum())
-        k_eff = min(k, n)
-        if k_eff <= 0:
+        if k <= 0 or not self.keys:
             return []
+        return top_positive(self.scores(query), k, mask)
+
+    def scores(self, query: str) -> npt.NDArray[np.float32]:
+        """The BM25 score of every text for ``query``, by position."""
+        if not self.keys:
+            return np.zeros(0, dtype=np.float32)
         tokens = self._tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
-        weights = None if mask is None else mask.astype(np.float32)
-        # n_threads=0 runs in this thread; any other value starts a thread pool on every call.
-        docs, scores = self._bm25.retrieve(
-            tokens, k=k_eff, show_progress=False, weight_mask=weights, n_threads=0
-        )
-        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return np.asarray(self._bm25.get_scores_from_ids(tokens[0]), dtype=np.float32)
 
     def search_keys(
         self, query: str, k: int, allowed: Container[int] | None = None
@@ -63,3 +63,27 @@ class LexicalIndex:
         if allowed is not None:
             mask = np.fromiter((key in allowed for key in self.keys), dtype=bool, count=len(self.keys))
         return [(self.keys[pos], score) for pos, score in self.search(query, k, mask)]
+
+
+def top_positive(
+    scores: npt.NDArray[np.float32], k: int, mask: npt.NDArray[np.bool_] | None = None
+) -> list[tuple[int, float]]:
+    """The ``k`` best positions with a positive score (where ``mask`` holds), best first, ties by position."""
+    keep = scores > 0
+    if mask is not None:
+        keep &= mask
+    candidates = np.flatnonzero(keep)
+    return [(int(i), float(scores[i])) for i in top_k(scores, candidates, k)]
+
+
+def top_k(scores: npt.NDArray[np.float32], candidates: npt.NDArray[np.intp], k: int) -> npt.NDArray[np.intp]:
+    """The ``k`` best of ``candidates`` (positions into ``scores``), best first, equal scores by position.
+
+    Ties at the cut are settled by position too, so a deeper search always extends a shallower one (pages
+    of one ranking never repeat or skip a hit).
+    """
+    if len(candidates) > k:
+        kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
+        candidates = candidates[scores[candidates] >= kth]
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]]

@@ -173,7 +173,7 @@ def similar_trials(
         candidates.update(split_row_id(rid)[0] for hit_ids in ids for rid in hit_ids)
     lexical_query = " ".join([*entry.conditions, entry.title])
     if lexical_query.strip():
-        lexical = index._lexical_studies(lexical_query, CANDIDATES["tci"], allowed)
+        lexical = index._trial_lexical().search_keys(lexical_query, CANDIDATES["tci"], allowed)
         candidates.update(no for no, _ in lexical)
     exclude = index.numbers.get(entry.id)
     if exclude is not None:

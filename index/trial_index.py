@@ -32,7 +32,7 @@ from index.encoder import Encoder, Vectors, encode, encode_chunks, normalise
 from index.files import IndexFileError
 from index.filters import SearchFilters
 from index.fusion import RRF_K, reciprocal_rank_fusion
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, top_k, top_positive
 from index.similar import SimilarHit, similar_trials
 from index.store import AUTO_IVF_THRESHOLD, MIN_IVF_VECTORS, IndexKind, IvfParams, StoreError, VectorStore
 
@@ -318,7 +318,8 @@ class TrialIndex:
         if allowed is not None and not allowed:
             return []
         qvec = None if mode is SearchMode.LEXICAL else self.embed_query(query)
-        ranked, dense_info, lexical_info = self._rank_studies(query, qvec, k, mode, allowed)
+        scores = _QueryScores(self, query, qvec)
+        ranked, dense_info, lexical_info = self._rank_studies(scores, k, mode, allowed)
         concept = self._concept(qvec) if mode is SearchMode.HYBRID else None
         carriers: set[int] = set()
         if concept is not None:
@@ -326,7 +327,7 @@ class TrialIndex:
             if allowed is not None:
                 carriers = carriers & allowed
             if carriers:
-                first, d2, l2 = self._rank_studies(query, qvec, k, mode, carriers)
+                first, d2, l2 = self._rank_studies(scores, k, mode, carriers)
                 dense_info, lexical_info = {**dense_info, **d2}, {**lexical_info, **l2}
                 ranked = _concept_first(first, ranked, k)
         hits = []
@@ -349,11 +350,15 @@ class TrialIndex:
         return hits
 
     def _rank_studies(
-        self, query: str, qvec: Vectors | None, k: int, mode: SearchMode, allowed: set[int] | None
+        self, scores: _QueryScores, k: int, mode: SearchMode, allowed: set[int] | None
     ) -> tuple[list[tuple[int, float]], dict[int, tuple[float, str]], dict[int, float]]:
         depth = k if mode is not SearchMode.HYBRID else max(k, FUSION_DEPTH)
-        dense = [] if qvec is None else self._dense_studies(qvec, depth, allowed)
-        lexical = [] if mode is SearchMode.DENSE else self._lexical_studies(query, depth, allowed)
+        mask = None if allowed is None else self._study_mask(allowed)
+        dense: list[tuple[int, float, str]] = []
+        if scores.qvec is not None:
+            fast = scores.dense_studies(depth, mask)
+            dense = fast if fast is not None else self._dense_studies(scores.qvec, depth, allowed)
+        lexical = [] if mode is SearchMode.DENSE else scores.lexical_studies(depth, mask)
         if mode is SearchMode.DENSE:
             ranked = [(no, score) for no, score, _ in dense]
         elif mode is SearchMode.LEXICAL:
@@ -551,8 +556,11 @@ class TrialIndex:
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         return [(no, score, where) for no, (score, where) in ranked]
 
-    def _lexical_studies(self, query: str, k: int, allowed: set[int] | None) -> list[tuple[int, float]]:
-        return self._trial_lexical().search_keys(query, k, allowed)
+    def _study_mask(self, studies: Iterable[int]) -> npt.NDArray[np.bool_]:
+        """A boolean array over study numbers, true for ``studies``."""
+        mask = np.zeros(self.next_no, dtype=bool)
+        mask[np.fromiter(studies, dtype=np.int64)] = True
+        return mask
 
     def _trial_lexical(self) -> LexicalIndex:
         if self._lexical_trials is None:
@@ -712,3 +720,81 @@ def _concept_first(
 def _check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+
+
+class _QueryScores:
+    """One trial query's scores against every study, computed once: each exact store's row scores and the
+    BM25 scores. The unrestricted ranking and the endpoint-first ranking of one query both read them, so the
+    second costs a top-k, not another scan of the index."""
+
+    def __init__(self, index: TrialIndex, query: str, qvec: Vectors | None) -> None:
+        self.index, self.query, self.qvec = index, query, qvec
+        self._rows: dict[
+            str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]] | None
+        ] = {}
+        self._bm25: npt.NDArray[np.float32] | None = None
+        self._bm25_keys: npt.NDArray[np.int64] | None = None
+
+    def _store_rows(
+        self, name: str
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        """``(study numbers, slots, scores)`` of every row of a store (``None`` when it is not exact)."""
+        if name not in self._rows:
+            assert self.qvec is not None
+            found = self.index.stores[name].row_scores(self.qvec)
+            self._rows[name] = (
+                None if found is None else (found[0] >> SLOT_BITS, found[0] & (MAX_SLOTS - 1), found[1])
+            )
+        return self._rows[name]
+
+    def dense_studies(
+        self, k: int, mask: npt.NDArray[np.bool_] | None, stores: Sequence[str] = TRIAL_SEARCH_STORES
+    ) -> list[tuple[int, float, str]] | None:
+        """Top-``k`` studies by their best row over ``stores`` (as ``TrialIndex._dense_studies``), or
+        ``None`` when a store is approximate (IVF): then the caller searches it."""
+        parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], int, npt.NDArray[np.int64]]] = []
+        for store_no, name in enumerate(stores):
+            rows = self._store_rows(name)
+            if rows is None:
+                return None
+            nos, slots, scores = rows
+            candidates = np.arange(len(nos)) if mask is None else np.flatnonzero(mask[nos])
+            fetch = min(len(candidates), max(4 * k, 32))
+            while fetch > 0:
+                # The best row of each study among the top rows; widen until k studies are found.
+                top = top_k(scores, candidates, fetch)
+                _, first = np.unique(nos[top], return_index=True)
+                if len(first) >= k or fetch >= len(candidates):
+                    break
+                fetch = min(len(candidates), fetch * 4)
+            if fetch > 0:
+                best = top[np.sort(first)]
+                parts.append((nos[best], scores[best], store_no, slots[best]))
+        if not parts:
+            return []
+        all_nos = np.concatenate([p[0] for p in parts])
+        all_scores = np.concatenate([p[1] for p in parts])
+        all_stores = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+        all_slots = np.concatenate([p[3] for p in parts])
+        # Per study its best row; an equal score in an earlier store wins.
+        order = np.lexsort((all_stores, -all_scores))
+        _, first = np.unique(all_nos[order], return_index=True)
+        pick = order[first]
+        ranked = pick[np.lexsort((all_nos[pick], -all_scores[pick]))][:k]
+        out = []
+        for i in ranked:
+            name = stores[int(all_stores[i])]
+            where = name if name == "tci" else f"{name}[{int(all_slots[i])}]"
+            out.append((int(all_nos[i]), float(all_scores[i]), where))
+        return out
+
+    def lexical_studies(self, k: int, mask: npt.NDArray[np.bool_] | None) -> list[tuple[int, float]]:
+        """Top-``k`` studies by BM25 (positive scores only), where ``mask`` holds."""
+        lexical = self.index._trial_lexical()
+        if self._bm25 is None:
+            self._bm25 = lexical.scores(self.query)
+            self._bm25_keys = lexical.key_array
+        assert self._bm25_keys is not None
+        keys = self._bm25_keys
+        hits = top_positive(self._bm25, k, None if mask is None else mask[keys])
+        return [(int(keys[pos]), score) for pos, score in hits]

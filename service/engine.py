@@ -400,7 +400,11 @@ def configure_threads(threads: int) -> None:
     every thread that searches calls this once (see :meth:`Engine._reader`).
     """
     import faiss
+    from threadpoolctl import threadpool_limits
 
+    # BLAS pools (numpy's and FAISS's OpenBLAS) are process-wide and spin while they wait for work: with
+    # one per worker on every core, two workers' pools fight over the cores (search went 3x slower).
+    threadpool_limits(limits=threads)
     faiss.omp_set_num_threads(threads)
     _THREAD.threads = threads
     try:

@@ -666,7 +666,9 @@ idx = TrialIndex.load(path, HashingEncoder())
 start = len(idx)
 print("ready", flush=True)
 for i in range(start, start + 5000):
-    entry = StudyEntry(id=f"NEW-{i}", title=f"Added study {i}", conditions=["Leukemia"], summary="w " * 150)
+    entry = StudyEntry(
+        id=f"NEW-{i}", title=f"Added study marker{i}", conditions=["Leukemia"], summary="w " * 150
+    )
     idx.add([entry])
     idx.save(path)
 """
@@ -703,7 +705,8 @@ def test_trial_index_save_killed_midway_leaves_a_loadable_index(index: TrialInde
             "summary_vectors": 4 + 3 * n_new,  # 150 words: three 64-word windows
         }
         if n_new:
-            assert loaded.search(f"Added study {len(ids) - 1}", k=1, mode=SearchMode.LEXICAL)[0].id == ids[-1]
+            last = f"Added study marker{len(ids) - 1}"
+            assert loaded.search(last, k=1, mode=SearchMode.LEXICAL)[0].id == ids[-1]
     assert len(expected_ids) > 5  # some saves did complete
 
 
