@@ -1,4 +1,5 @@
-# Two entry points: `make run` (set up, index the bundled sample, search it) and `make test` (set up, run tests).
+# Two entry points: `make run` (set up, load the bundled sample into the service's store, serve the HTTP API)
+# and `make test` (set up, run tests).
 # Setup is idempotent: the venv is rebuilt only when pyproject.toml or constraints.txt change.
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run annotate test lint bench clean
+.PHONY: setup run demo annotate test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +18,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# The first run builds out/index (extract + embed, with progress); later runs find every study already indexed.
-INDEX_INPUTS := data/seeds/IM96.txt data/seeds/TH-CART-027.txt data/sample/studies.jsonl.gz
-INDEX_LIMIT ?= 1200
+# The first run loads the bundled studies into out/data (read, extract, embed: a progress line on stderr); later
+# runs find them stored and start serving in seconds. Writes over HTTP need TRIALSIFT_WRITE_KEY set.
+SERVE_INPUTS := data/seeds/IM96.txt data/seeds/TH-CART-027.txt data/sample/studies.jsonl.gz
+LOAD_LIMIT ?= 1200
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
 
 run: setup
-	$(BIN)/trialsift index build $(INDEX_INPUTS) --limit $(INDEX_LIMIT) --out out/index
+	$(BIN)/trialsift serve $(SERVE_INPUTS) --limit $(LOAD_LIMIT) --data-dir out/data \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# The command-line search demo: build out/index, search it, find similar trials.
+demo: setup
+	$(BIN)/trialsift index build $(SERVE_INPUTS) --limit $(LOAD_LIMIT) --out out/index
 	$(BIN)/trialsift search --index out/index -k 5 \
 		"objective response rate 3 months after CAR-T infusion" \
 		"dose-limiting toxicity within 28 days" --phase 1
