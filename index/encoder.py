@@ -142,9 +142,10 @@ class SentenceTransformerEncoder:
             float32), or ``"auto"``: bf16 where the CPU has native bfloat16 instructions, where it is about
             1.8x faster with vectors within 1e-4 cosine of fp32's, else fp32. (PyTorch runtime only.)
         runtime: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime on a graph exported from the
-            same weights, see :mod:`index.onnx_runtime`), or ``"auto"``: ONNX Runtime when it is installed
-            (a query in 0.6x PyTorch's time, batches as fast or faster, and no torch import at all once the
-            graph is exported), else PyTorch. Vectors agree within 1e-4 cosine whichever runs.
+            same weights, see :mod:`index.onnx_runtime`), or ``"auto"``: ONNX Runtime for query-sized work
+            (up to ``SINGLE_THREAD_WINDOWS`` windows: a query in 0.6x PyTorch's time, and a search process
+            never imports torch), PyTorch for batches (in bfloat16 it embeds documents 1.5x faster than
+            ONNX Runtime's float32). Vectors agree within 1e-4 cosine whichever runs.
         threads: threads for batches (default: every core); queries always run on one.
         cache_dir: where the exported ONNX graph is kept (default: ``~/.cache/trialsift/models``).
     """
@@ -261,7 +262,7 @@ class SentenceTransformerEncoder:
             return True
         if self.runtime == "torch":
             return False
-        return _onnx_available()
+        return n_windows <= SINGLE_THREAD_WINDOWS and _onnx_available()
 
     def onnx_runner(self) -> Any:
         """The ONNX Runtime runner (its graph is exported from the weights on first call)."""

@@ -120,7 +120,13 @@ def serve(args: argparse.Namespace) -> int:
         if status == EXIT_ALL_FAILED:
             return status
     else:
-        _settings(args)
+        settings = _settings(args)
+        from service.engine import make_encoder
+
+        # Export the query encoder's ONNX graph here, once, if it is not cached yet: not in each worker.
+        prepare = getattr(make_encoder(settings), "prepare", None)
+        if prepare is not None:
+            prepare()
     import signal
 
     import uvicorn
