@@ -577,22 +577,19 @@ def similar(
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
-def healthz() -> Any:
+async def healthz() -> Any:
     """The process is up (no dependency is checked)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=Ready, tags=["health"], responses={503: {"model": Ready}})
-def readyz(request: Request, response: Response) -> Any:
+async def readyz(request: Request, response: Response) -> Any:
     """Models and index are loaded and the service answers queries."""
     engine: Engine | None = request.app.state.engine
     if engine is None or not engine.ready:
         response.status_code = 503
         return Ready(status="loading")
-    counts = engine.counts()
+    # No lock: this runs on the event loop, and two counters read mid-write are still a fair answer.
     return Ready(
-        status="ready",
-        studies=counts["studies"],
-        model=engine.encoder.model_id,
-        store_seq=counts["store_seq"],
+        status="ready", studies=len(engine.index), model=engine.encoder.model_id, store_seq=engine.applied_seq
     )

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description='e.g. ["https://app.example"].')
 
     threads: int = Field(1, gt=0, description="Threads per worker for torch and FAISS single queries.")
+    concurrency: int = Field(
+        2,
+        gt=0,
+        description="Requests one worker computes at once (search, extract, ingest); more wait their turn "
+        "without taking a thread. Two lets a worker that got most connections use both cores.",
+    )
     snapshot_every: int = Field(200, gt=0, description="Save the index after this many writes.")
     access_log: bool = Field(True, description="One JSON line per request on the trialsift.access logger.")
 
