@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -37,16 +39,13 @@ from service.schemas import (
     Filters,
     Health,
     IngestResponse,
-    OutcomeHitOut,
     OutcomeSearchResponse,
     Ready,
     SearchRequest,
     SearchResponse,
-    SimilarHitOut,
     SimilarResponse,
     StudyExtraction,
     StudyOut,
-    TrialHitOut,
 )
 from service.settings import Settings
 
@@ -423,28 +422,23 @@ def _page(offset: int, limit: int, found: int) -> dict[str, Any]:
     return {"offset": offset, "limit": limit, "next_offset": offset + limit if more else None}
 
 
-def _run_search(body: SearchRequest, engine: Engine, settings: Settings) -> SearchResponse:
+def _search_page(
+    body: SearchRequest,
+    settings: Settings,
+    run: Callable[[str, SearchMode, int, SearchFilters], Sequence[Any]],
+) -> dict[str, Any]:
+    """One page of a search: validate, search one past the page's end, cut the page (hits as plain dicts:
+    FastAPI validates the response once, against the route's model)."""
     query = _check_query(body.query, settings)
     filters = _filters(body.filters)
-    k = _depth(body.offset, body.limit, settings)
-    hits = engine.search(query, body.mode, k, filters)
-    return SearchResponse(
-        query=query,
-        mode=body.mode,
-        filters=filters.describe(),
-        hits=[
-            TrialHitOut(
-                id=h.id,
-                score=h.score,
-                title=h.title,
-                phases=h.phases,
-                conditions=h.conditions,
-                reasons=h.reasons,
-            )
-            for h in hits[body.offset : body.offset + body.limit]
-        ],
+    hits = run(query, body.mode, _depth(body.offset, body.limit, settings), filters)
+    return {
+        "query": query,
+        "mode": body.mode,
+        "filters": filters.describe(),
+        "hits": [asdict(h) for h in hits[body.offset : body.offset + body.limit]],
         **_page(body.offset, body.limit, len(hits)),
-    )
+    }
 
 
 class _FilterQuery:
@@ -495,7 +489,7 @@ def search_get(
 ) -> Any:
     """Trials best matching free text (dense, BM25, or both fused), filtered on extracted fields, paged."""
     body = SearchRequest(query=q, mode=mode, limit=limit, offset=offset, filters=fq.filters)
-    return _run_search(body, engine, settings)
+    return _search_page(body, settings, engine.search)
 
 
 @router.post(
@@ -503,7 +497,7 @@ def search_get(
 )
 def search_post(body: SearchRequest, engine: EngineDep, settings: SettingsDep, _: None = Read) -> Any:
     """As GET /v1/search, with the query and filters in a JSON body."""
-    return _run_search(body, engine, settings)
+    return _search_page(body, settings, engine.search)
 
 
 @router.post(
@@ -514,30 +508,7 @@ def search_post(body: SearchRequest, engine: EngineDep, settings: SettingsDep, _
 )
 def search_outcomes(body: SearchRequest, engine: EngineDep, settings: SettingsDep, _: None = Read) -> Any:
     """Single outcome measures best matching free text; outcome filters must hold for the outcome itself."""
-    query = _check_query(body.query, settings)
-    filters = _filters(body.filters)
-    k = _depth(body.offset, body.limit, settings)
-    hits = engine.search_outcomes(query, body.mode, k, filters)
-    return OutcomeSearchResponse(
-        query=query,
-        mode=body.mode,
-        filters=filters.describe(),
-        hits=[
-            OutcomeHitOut(
-                id=h.id,
-                outcome=h.outcome,
-                score=h.score,
-                role=h.role,
-                measure=h.measure,
-                endpoints=h.endpoints,
-                category=h.category,
-                horizon_days=h.horizon_days,
-                reasons=h.reasons,
-            )
-            for h in hits[body.offset : body.offset + body.limit]
-        ],
-        **_page(body.offset, body.limit, len(hits)),
-    )
+    return _search_page(body, settings, engine.search_outcomes)
 
 
 @router.get(
@@ -562,15 +533,12 @@ def similar(
         hits = engine.similar(study_id, k, filters)
     except NotFound as err:
         raise HTTPException(404, str(err)) from None
-    return SimilarResponse(
-        id=study_id,
-        filters=filters.describe(),
-        hits=[
-            SimilarHitOut(id=h.id, score=h.score, title=h.title, reasons=h.reasons)
-            for h in hits[offset : offset + limit]
-        ],
+    return {
+        "id": study_id,
+        "filters": filters.describe(),
+        "hits": [asdict(h) for h in hits[offset : offset + limit]],
         **_page(offset, limit, len(hits)),
-    )
+    }
 
 
 # -- health --------------------------------------------------------------------------------------------------
