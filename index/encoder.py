@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -290,8 +291,17 @@ class SentenceTransformerEncoder:
         if self._use_onnx(len(windows)):
             small = len(windows) <= SINGLE_THREAD_WINDOWS
             threads = 1 if small else (self.threads or os.cpu_count() or 1)
-            vecs: Vectors = self.onnx_runner().embed(list(windows), threads)
-            return vecs
+            try:
+                vecs: Vectors = self.onnx_runner().embed(list(windows), threads)
+                return vecs
+            except (OSError, EncoderError) as err:
+                if self.runtime == "onnx":
+                    raise
+                # auto: PyTorch gives the same vectors, only slower; say so once and carry on with it.
+                logging.getLogger("trialsift.encoder").warning(
+                    "ONNX Runtime unavailable (%s); using PyTorch", err
+                )
+                self.runtime = "torch"
         import torch
 
         with self._lock, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -336,6 +337,19 @@ def test_real_encoder_onnx_runtime_agrees_with_torch(real_encoder: SentenceTrans
     # One text alone (no padding) gives the same vector as in the batch.
     [alone] = encode(SentenceTransformerEncoder(runtime="onnx"), [texts[2]])
     np.testing.assert_allclose(alone, onnx_vecs[2], atol=1e-5)
+
+
+def test_real_encoder_falls_back_to_torch_when_the_graph_cannot_be_cached(
+    real_encoder: SentenceTransformerEncoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    encoder = SentenceTransformerEncoder(cache_dir=blocker / "models")
+    [vec] = encode(encoder, ["overall survival"])
+    assert encoder.runtime == "torch"
+    assert "ONNX Runtime unavailable" in caplog.text
+    [expected] = encode(real_encoder, ["overall survival"])
+    assert float(vec @ expected) == pytest.approx(1.0, abs=1e-4)
 
 
 # Registry vocabulary that the tokenizer cuts into many pieces, plus numbers, units and unicode.
