@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from nlp.errors import RecordError
+from nlp.errors import RecordError, TrialsiftError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ALL_FAILED = 0, 1, 2
 
@@ -127,6 +127,13 @@ def serve(args: argparse.Namespace) -> int:
         prepare = getattr(make_encoder(settings), "prepare", None)
         if prepare is not None:
             prepare()
+    from service import workers
+
+    if args.workers > 1 and workers.available():
+        try:
+            return workers.run(args.host, args.port, args.workers, LOG_CONFIG)
+        except OSError as err:
+            raise TrialsiftError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
     import signal
 
     import uvicorn

@@ -4,6 +4,7 @@ both of them."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -195,3 +196,26 @@ def test_server_two_workers_see_each_others_writes(tmp_path: Path, servers: list
     assert server.stop() == 0
     searches = [line for line in server.access_log() if line["path"] == "/v1/search"]
     assert [line["status"] for line in searches] == [200] * 20
+
+
+def test_workers_refuse_a_port_another_process_listens_on(tmp_path: Path) -> None:
+    from service import workers
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError) as err:
+            workers.check_port("127.0.0.1", port)
+        assert err.value.errno == errno.EADDRINUSE
+        # The command says so and exits, instead of starting workers that fail to bind one after another.
+        result = subprocess.run(
+            [*_command(), "serve", "--port", str(port), "--workers", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TRIALSIFT_ENCODER": "hashing"},
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(f"cannot listen on 127.0.0.1:{port}: Address already in use")
