@@ -15,9 +15,26 @@ from dataclasses import dataclass, fields
 
 from index.documents import OutcomeEntry, StudyEntry
 from nlp.errors import TrialsiftError
+from nlp.study import ROLES
+from nlp.types import CATEGORIES
 
 PHASES = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA")
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4"}
+
+
+#: The filters' user-facing names (command-line options, API fields) -> ``SearchFilters.make`` parameters.
+OPTION_NAMES: dict[str, str] = {
+    "phase": "phases",
+    "condition": "condition",
+    "intervention": "intervention",
+    "escalation": "escalation",
+    "criteria": "criteria",
+    "endpoint": "endpoints",
+    "category": "categories",
+    "role": "roles",
+    "time_point": "time_point",
+    "horizon": "horizon",
+}
 
 
 class FilterError(TrialsiftError, ValueError):
@@ -127,6 +144,31 @@ class SearchFilters:
             time_point=DayRange.parse(time_point) if isinstance(time_point, str) else time_point,
             horizon=DayRange.parse(horizon) if isinstance(horizon, str) else horizon,
         )
+
+    @classmethod
+    def from_options(cls, options: object) -> SearchFilters:
+        """Filters from an object carrying the user-facing names as attributes: the command line's options
+        or the HTTP API's ``filters`` (see ``OPTION_NAMES``).
+
+        Unlike :meth:`make`, this refuses values that can match nothing extracted (a category, role or
+        endpoint id outside trialsift's vocabularies): from a user, that is a typo to point out, not a
+        filter that silently returns no hits.
+        """
+        values = {param: getattr(options, name) for name, param in OPTION_NAMES.items()}
+        for name, param, allowed in (("category", "categories", CATEGORIES), ("role", "roles", ROLES)):
+            for value in values[param] or ():
+                if value not in allowed:
+                    raise FilterError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        if values["endpoints"]:
+            from nlp.endpoints import vocabulary
+
+            known = vocabulary()
+            for value in values["endpoints"]:
+                if value not in known:
+                    raise FilterError(
+                        f"endpoint {value!r} is not an endpoint id of the vocabulary (e.g. overall_survival)"
+                    )
+        return cls.make(**values)
 
     @property
     def active(self) -> bool:

@@ -30,18 +30,7 @@ def filters_from_args(args: argparse.Namespace) -> Any:
     from index.filters import FilterError, SearchFilters
 
     try:
-        return SearchFilters.make(
-            phases=args.phase,
-            condition=args.condition,
-            intervention=args.intervention,
-            escalation=args.escalation,
-            criteria=args.criteria,
-            endpoints=args.endpoint,
-            categories=args.category,
-            roles=args.role,
-            time_point=args.time_point,
-            horizon=args.horizon,
-        )
+        return SearchFilters.from_options(args)
     except FilterError as err:
         raise UsageError(str(err)) from None
 

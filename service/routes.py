@@ -19,8 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from index.filters import FilterError, SearchFilters
 from index.trial_index import SearchMode
 from nlp.errors import RecordError
-from nlp.study import ROLES, Study
-from nlp.types import CATEGORIES
+from nlp.study import Study
 from service.engine import Engine, NotFound
 from service.inputs import (
     InputError,
@@ -362,33 +361,8 @@ def delete_study(study_id: str, engine: EngineDep, _: None = Write) -> Response:
 
 
 def _filters(f: Filters) -> SearchFilters:
-    for name, values, allowed in (("category", f.category, CATEGORIES), ("role", f.role, ROLES)):
-        for value in values:
-            if value not in allowed:
-                raise HTTPException(422, f"filters.{name}: {value!r} is not one of {', '.join(allowed)}")
-    from nlp.endpoints import vocabulary
-
-    vocab = vocabulary()
-    for value in f.endpoint:
-        if value not in vocab:
-            raise HTTPException(
-                422,
-                f"filters.endpoint: {value!r} is not an endpoint id of the vocabulary "
-                "(e.g. overall_survival)",
-            )
     try:
-        return SearchFilters.make(
-            phases=f.phase,
-            condition=f.condition,
-            intervention=f.intervention,
-            escalation=f.escalation,
-            criteria=f.criteria,
-            endpoints=f.endpoint,
-            categories=f.category,
-            roles=f.role,
-            time_point=f.time_point,
-            horizon=f.horizon,
-        )
+        return SearchFilters.from_options(f)
     except FilterError as err:
         raise HTTPException(422, f"filters: {err}") from None
 

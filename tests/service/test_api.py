@@ -776,15 +776,15 @@ BAD_FILTERS: list[tuple[str, Any, str]] = [
     (
         "endpoint",
         "nope",
-        "filters.endpoint: 'nope' is not an endpoint id of the vocabulary (e.g. overall_survival)",
+        "filters: endpoint 'nope' is not an endpoint id of the vocabulary (e.g. overall_survival)",
     ),
     (
         "category",
         "x",
-        "filters.category: 'x' is not one of "
+        "filters: category 'x' is not one of "
         "efficacy, safety, pharmacokinetics, biomarker, patient_reported, other",
     ),
-    ("role", "boss", "filters.role: 'boss' is not one of primary, secondary, other"),
+    ("role", "boss", "filters: role 'boss' is not one of primary, secondary, other"),
     ("horizon", "5..1", "filters: day range 5..1 is empty: the low end is above the high"),
     (
         "time_point",

@@ -205,6 +205,15 @@ def test_cli_search_table_output(built: Path, capsys: pytest.CaptureFixture[str]
             "phase '7' is not one of 1, 2, 3, 4, early1, NA (or PHASE1 … as the registry spells)",
         ),
         (["-k", "0"], "-k must be at least 1, got 0"),
+        (
+            ["--category", "pk"],
+            "category 'pk' is not one of efficacy, safety, pharmacokinetics, biomarker, patient_reported, "
+            "other",
+        ),
+        (
+            ["--endpoint", "survival"],
+            "endpoint 'survival' is not an endpoint id of the vocabulary (e.g. overall_survival)",
+        ),
     ],
 )
 def test_cli_search_bad_options_exit_64(
