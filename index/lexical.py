@@ -17,19 +17,51 @@ import Stemmer
 _STEMMER = Stemmer.Stemmer("english")
 
 
-class LexicalIndex:
-    """BM25 over ``texts``, addressed by the caller's integer keys (study numbers, row ids)."""
+class Tokens:
+    """A tokenizer whose token ids stay the same from one BM25 build to the next, and the ids of the texts it
+    has seen: rebuilding an index after a few studies changed tokenizes only those (tokenizing is 70% of a
+    build: 1.4 s of 2 s for 11,621 studies)."""
 
-    def __init__(self, keys: Sequence[int], texts: Sequence[str]) -> None:
+    def __init__(self) -> None:
+        self.tokenizer = bm25s.tokenization.Tokenizer(stemmer=_STEMMER, stopwords="en")
+        self._ids: dict[str, list[int]] = {}
+
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        new = [t for t in dict.fromkeys(texts) if t not in self._ids]
+        if new:
+            found = self.tokenizer.tokenize(new, update_vocab=True, return_as="ids", show_progress=False)
+            self._ids.update(zip(new, found, strict=True))
+        out = [self._ids[t] for t in texts]
+        if len(self._ids) > 2 * len(texts) + 1000:  # forget texts of removed studies now and then
+            keep = set(texts)
+            self._ids = {t: ids for t, ids in self._ids.items() if t in keep}
+        return out
+
+
+class LexicalIndex:
+    """BM25 over ``texts``, addressed by the caller's integer keys (study numbers, row ids).
+
+    Args:
+        keys: one per text.
+        texts: the documents.
+        tokens: token ids kept from earlier builds over mostly the same texts (default: tokenize all).
+    """
+
+    def __init__(self, keys: Sequence[int], texts: Sequence[str], tokens: Tokens | None = None) -> None:
         if len(keys) != len(texts):
             raise ValueError(f"{len(keys)} keys for {len(texts)} texts")
         self.keys = list(keys)
         self.key_array = np.asarray(self.keys)
-        self._tokenizer = bm25s.tokenization.Tokenizer(stemmer=_STEMMER, stopwords="en")
+        tokens = tokens if tokens is not None else Tokens()
+        self._tokenizer = tokens.tokenizer
         self._bm25 = bm25s.BM25()
         if texts:
-            tokens = self._tokenizer.tokenize(list(texts), return_as="ids", show_progress=False)
-            self._bm25.index(tokens, show_progress=False)
+            # With the tokenizer's whole vocabulary (a copy: the index adds its empty token to it), so the
+            # ids of a query's words mean the same to the index, whatever texts left since they were seen.
+            ids = tokens.ids(list(texts))
+            vocab = dict(self._tokenizer.get_vocab_dict())
+            corpus = bm25s.tokenization.Tokenized(ids=ids, vocab=vocab)
+            self._bm25.index(corpus, show_progress=False)
 
     def __len__(self) -> int:
         return len(self.keys)

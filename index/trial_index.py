@@ -32,7 +32,7 @@ from index.encoder import Encoder, Vectors, encode, encode_chunks, normalise
 from index.files import IndexFileError
 from index.filters import SearchFilters
 from index.fusion import RRF_K, reciprocal_rank_fusion
-from index.lexical import LexicalIndex, top_k, top_positive
+from index.lexical import LexicalIndex, Tokens, top_k, top_positive
 from index.similar import SimilarHit, similar_trials
 from index.store import AUTO_IVF_THRESHOLD, MIN_IVF_VECTORS, IndexKind, IvfParams, StoreError, VectorStore
 
@@ -156,6 +156,9 @@ class TrialIndex:
         self.next_no = 0
         self._lexical_trials: LexicalIndex | None = None
         self._lexical_outcomes: LexicalIndex | None = None
+        # Token ids survive changes: a rebuild after an add or remove tokenizes only the new texts.
+        self._trial_tokens = Tokens()
+        self._outcome_tokens = Tokens()
         self._concepts: EndpointConcepts | None = None
         self._by_endpoint: dict[str, npt.NDArray[np.int64]] | None = None
         self._studies_by_endpoint: dict[str, set[int]] | None = None
@@ -565,7 +568,8 @@ class TrialIndex:
     def _trial_lexical(self) -> LexicalIndex:
         if self._lexical_trials is None:
             nos = sorted(self.entries)
-            self._lexical_trials = LexicalIndex(nos, [self.entries[no].lexical_text() for no in nos])
+            texts = [self.entries[no].lexical_text() for no in nos]
+            self._lexical_trials = LexicalIndex(nos, texts, self._trial_tokens)
         return self._lexical_trials
 
     def _outcome_lexical(self) -> LexicalIndex:
@@ -576,7 +580,7 @@ class TrialIndex:
                 for i, o in enumerate(self.entries[no].outcomes):
                     keys.append(row_id(no, i))
                     texts.append(o.text)
-            self._lexical_outcomes = LexicalIndex(keys, texts)
+            self._lexical_outcomes = LexicalIndex(keys, texts, self._outcome_tokens)
         return self._lexical_outcomes
 
     def _row_text(self, no: int, where: str) -> str:

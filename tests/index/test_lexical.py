@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, Tokens
 
 K1, B = 1.5, 0.75
 
@@ -88,3 +88,24 @@ def test_lexical_keys_must_match_texts() -> None:
 def test_lexical_empty_index() -> None:
     lex = LexicalIndex([], [])
     assert len(lex) == 0 and lex.search("overall survival", 5) == []
+
+
+def test_lexical_rebuild_with_kept_tokens_scores_like_a_fresh_build() -> None:
+    tokens = Tokens()
+    texts = ["overall survival at two years", "pain after knee surgery", "tumour response rate"]
+    LexicalIndex([1, 2, 3], texts, tokens)
+    # One study left, one came: the rebuild tokenizes only the new text and scores as a fresh index does.
+    seen = tokens.tokenizer.tokenize
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str], **kwargs: object) -> object:
+        calls.append(list(texts))
+        return seen(texts, **kwargs)
+
+    tokens.tokenizer.tokenize = counting
+    rebuilt = LexicalIndex([2, 3, 4], [*texts[1:], "knee pain at rest"], tokens)
+    assert calls == [["knee pain at rest"]]
+    fresh = LexicalIndex([2, 3, 4], [*texts[1:], "knee pain at rest"])
+    for query in ("knee pain", "overall survival", "tumour rate", "zzz"):
+        assert rebuilt.search_keys(query, 3) == fresh.search_keys(query, 3)
+    assert rebuilt.search_keys("knee pain", 3)[0][0] == 4
