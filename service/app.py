@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.inputs import describe_errors
 from service.settings import Settings
 
 log = logging.getLogger("trialsift.service")
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, engine: Any = None) -> FastAPI:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": _describe(exc.errors())})
+        return JSONResponse(status_code=422, content={"detail": describe_errors(exc.errors())})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -107,26 +108,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers
         )
-
-
-def _describe(errors: Any) -> str:
-    """FastAPI's validation errors as one line per problem: ``body.filters.phase[0]: message``."""
-    lines = []
-    for err in errors:
-        loc = ""
-        for part in err.get("loc", ()):
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "json_invalid":
-            # FastAPI's location is (body, character offset): say so, with the parser's reason.
-            where = err.get("loc", ("body", "?"))
-            reason = (err.get("ctx") or {}).get("error", "")
-            lines.append(
-                f"body: not valid JSON at character {where[-1]}" + (f" ({reason})" if reason else "")
-            )
-            continue
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(lines)
 
 
 class RequestMiddleware:

@@ -68,7 +68,7 @@ def load(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     settings = _settings(args)
-    engine = Engine.open(settings)
+    engine = Engine.open(settings, warm=False)
     try:
         vectors_from = None
         if args.vectors_from:
@@ -119,14 +119,12 @@ def serve(args: argparse.Namespace) -> int:
         status = load(args)
         if status == EXIT_ALL_FAILED:
             return status
-    else:
-        settings = _settings(args)
-        from service.engine import make_encoder
+    from service.engine import make_encoder
 
-        # Export the query encoder's ONNX graph here, once, if it is not cached yet: not in each worker.
-        prepare = getattr(make_encoder(settings), "prepare", None)
-        if prepare is not None:
-            prepare()
+    # Export the query encoder's ONNX graph here, once, if it is not cached yet: not in each worker.
+    prepare = getattr(make_encoder(_settings(args)), "prepare", None)
+    if prepare is not None:
+        prepare()
     from service import workers
 
     if args.workers > 1 and workers.available():
@@ -138,10 +136,8 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again with the handlers it found
-    # installed: these make that a clean exit (0), as with several workers, not a death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
+        signal.signal(sig, workers.exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -152,10 +148,6 @@ def serve(args: argparse.Namespace) -> int:
         log_config=LOG_CONFIG,
     )
     return EXIT_OK
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(EXIT_OK)
 
 
 LOG_CONFIG: dict[str, Any] = {

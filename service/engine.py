@@ -14,16 +14,16 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from index import files
 from index.build import Progress
-from index.documents import make_entry
+from index.documents import StudyEntry, make_entry
 from index.encoder import Encoder, encode
 from index.files import META, IndexFileError
 from index.filters import SearchFilters
 from index.similar import SimilarHit
-from index.trial_index import OutcomeHit, SearchMode, TrialHit, TrialIndex, item_texts
+from index.trial_index import EncodedStudy, OutcomeHit, SearchMode, TrialHit, TrialIndex, item_texts
 from nlp.errors import RecordError, TrialsiftError
 from nlp.pipeline import Extractor
 from nlp.study import Study
@@ -136,14 +136,20 @@ class Engine:
 
     @classmethod
     def open(
-        cls, settings: Settings, encoder: Encoder | None = None, extractor: Extractor | None = None
+        cls,
+        settings: Settings,
+        encoder: Encoder | None = None,
+        extractor: Extractor | None = None,
+        warm: bool = True,
     ) -> Engine:
         """Open the store, load the index snapshot (or build it from the store), apply later changes
-        and warm the models up, so the first request is as fast as the others."""
+        and (``warm``) warm the models up, so the first request is as fast as the others. A bulk load
+        serves no query: it skips the warm-up (BM25 alone is seconds at 10k studies)."""
         engine = cls(settings, encoder, extractor)
         engine._load_index()
         engine.sync()
-        engine.warm_up()
+        if warm:
+            engine.warm_up()
         engine.ready = True
         return engine
 
@@ -164,7 +170,7 @@ class Engine:
             try:
                 # The seq first: should another worker save a newer snapshot meanwhile, this one loads that
                 # and replays changes it already holds, which is harmless; the other order could skip some.
-                seq = int((index_meta(path).get("store") or {}).get("seq", -1))
+                seq = int((files.read_meta(path).get("store") or {}).get("seq", -1))
                 index = TrialIndex.load(path, self.encoder)
                 if 0 <= seq <= self.store.last_seq():
                     self.index, self.applied_seq, self.snapshot_seq = index, seq, seq
@@ -230,24 +236,33 @@ class Engine:
 
     # -- studies ---------------------------------------------------------------------------------------
 
-    def ingest(self, items: Sequence[tuple[Study, Any]]) -> list[Ingested]:
-        """Store, extract and index studies (``(study, source as given)`` pairs); searchable on return."""
+    def _stored(
+        self, items: Sequence[tuple[Study, Any]], vectors_from: TrialIndex | None = None
+    ) -> list[StoredStudy]:
+        """Extract and embed studies (``(study, source as given)`` pairs) into the rows the store keeps.
+        ``vectors_from``: an index whose vectors a study with unchanged texts takes instead of embedding."""
         studies = [study for study, _ in items]
         extractions = self.extract(studies)
         entries = [make_entry(s, x) for s, x in zip(studies, extractions, strict=True)]
-        encoded = self.index.encode_studies(entries)
-        rows = [
+        encoded = _reuse_vectors(vectors_from, entries) if vectors_from is not None else {}
+        fresh = self.index.encode_studies([e for e in entries if e.id not in encoded])
+        encoded.update({e.entry.id: e for e in fresh})
+        return [
             StoredStudy(
                 id=study.id,
                 source_format=study.source_format,
                 source=source,
                 study=asdict(study),
                 extraction=extraction,
-                entry=enc.entry,
-                vectors=enc.vectors,
+                entry=encoded[study.id].entry,
+                vectors=encoded[study.id].vectors,
             )
-            for (study, source), extraction, enc in zip(items, extractions, encoded, strict=True)
+            for (study, source), extraction in zip(items, extractions, strict=True)
         ]
+
+    def ingest(self, items: Sequence[tuple[Study, Any]]) -> list[Ingested]:
+        """Store, extract and index studies (``(study, source as given)`` pairs); searchable on return."""
+        rows = self._stored(items)
         _, created = self.store.put(rows)
         self._after_write()
         return [Ingested(r.id, c, r.extraction) for r, c in zip(rows, created, strict=True)]
@@ -297,19 +312,7 @@ class Engine:
         pending: list[Study] = []
 
         def flush() -> None:
-            extractions = self.extract(pending)
-            entries = [make_entry(s, x) for s, x in zip(pending, extractions, strict=True)]
-            encoded = _reuse_vectors(vectors_from, entries) if vectors_from is not None else {}
-            fresh = self.index.encode_studies([e for e in entries if e.id not in encoded])
-            encoded.update({e.entry.id: e for e in fresh})
-            self.store.put(
-                [
-                    StoredStudy(
-                        s.id, s.source_format, None, asdict(s), x, encoded[s.id].entry, encoded[s.id].vectors
-                    )
-                    for s, x in zip(pending, extractions, strict=True)
-                ]
-            )
+            self.store.put(self._stored([(s, None) for s in pending], vectors_from))
             report.added += len(pending)
             if progress is not None:
                 progress.update(len(pending))
@@ -369,15 +372,7 @@ class Engine:
             return {**self.index.counts(), "store_seq": self.applied_seq}
 
 
-def index_meta(path: Path) -> dict[str, Any]:
-    from index import files
-
-    return files.read_meta(path)
-
-
-def _reuse_vectors(index: TrialIndex, entries: Sequence[Any]) -> dict[str, Any]:
-    from index.trial_index import EncodedStudy
-
+def _reuse_vectors(index: TrialIndex, entries: Sequence[StudyEntry]) -> dict[str, EncodedStudy]:
     out: dict[str, EncodedStudy] = {}
     for entry in entries:
         if entry.id not in index:

@@ -89,3 +89,23 @@ def check_length(study: Study, limit: int, where: str, text_chars: int | None = 
             f"{where}: study {study.id!r} has {n:,} characters of text; the limit is {limit:,} "
             "(TRIALSIFT_MAX_TEXT_CHARS)"
         )
+
+
+def describe_errors(errors: Any) -> str:
+    """FastAPI's validation errors as one line per problem: ``body.filters.phase[0]: message``."""
+    lines = []
+    for err in errors:
+        loc = ""
+        for part in err.get("loc", ()):
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":
+            # FastAPI's location is (body, character offset): say so, with the parser's reason.
+            where = err.get("loc", ("body", "?"))
+            reason = (err.get("ctx") or {}).get("error", "")
+            lines.append(
+                f"body: not valid JSON at character {where[-1]}" + (f" ({reason})" if reason else "")
+            )
+            continue
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(lines)

@@ -24,6 +24,7 @@ from service.engine import Engine, NotFound
 from service.inputs import (
     InputError,
     check_length,
+    describe_errors,
     studies_from_upload,
     study_from_item,
     study_from_record,
@@ -221,9 +222,7 @@ async def _uploaded_study(request: Request) -> Study:
 
 
 def _describe_validation(prefix: str, err: ValidationError) -> str:
-    from service.app import _describe
-
-    return _describe([{**e, "loc": (prefix, *e["loc"])} for e in err.errors()])
+    return describe_errors([{**e, "loc": (prefix, *e["loc"])} for e in err.errors()])
 
 
 # -- extraction ----------------------------------------------------------------------------------------------

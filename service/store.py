@@ -242,8 +242,7 @@ class StudyStore:
 
     def get(self, study_id: str) -> StoredStudy | None:
         with self._read() as tx:
-            row = tx.execute(f"SELECT {_COLUMNS} FROM studies WHERE id = ?", (study_id,)).fetchone()
-        return None if row is None else _stored(row)
+            return _fetch(tx, study_id)
 
     def has(self, study_id: str) -> bool:
         with self._read() as tx:
@@ -276,11 +275,11 @@ class StudyStore:
                 if study_id in seen:
                     continue
                 seen.add(study_id)
-                row = tx.execute(f"SELECT {_COLUMNS} FROM studies WHERE id = ?", (study_id,)).fetchone()
-                if row is None:
+                stored = _fetch(tx, study_id)
+                if stored is None:
                     deleted.append(study_id)
                 else:
-                    put.append(_stored(row))
+                    put.append(stored)
         return Changes(last, put, deleted)
 
     def snapshot(self) -> tuple[int, list[str]]:
@@ -299,13 +298,18 @@ class StudyStore:
         out: list[StoredStudy] = []
         with self._read() as tx:
             for study_id in ids:
-                row = tx.execute(f"SELECT {_COLUMNS} FROM studies WHERE id = ?", (study_id,)).fetchone()
-                if row is not None:
-                    out.append(_stored(row))
+                stored = _fetch(tx, study_id)
+                if stored is not None:
+                    out.append(stored)
         return out
 
 
 _COLUMNS: Final = "id, source_format, source, study, extraction, entry, vectors, created_at, updated_at"
+
+
+def _fetch(tx: sqlite3.Connection, study_id: str) -> StoredStudy | None:
+    row = tx.execute(f"SELECT {_COLUMNS} FROM studies WHERE id = ?", (study_id,)).fetchone()
+    return None if row is None else _stored(row)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredStudy:

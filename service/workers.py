@@ -32,38 +32,42 @@ def available() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+def _bound(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` that shares the port with the other workers' sockets."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def check_port(host: str, port: int) -> None:
     """Raise ``OSError`` now if the port cannot be bound, rather than in every worker again and again."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))  # bound, never listening: it takes no connection before it is closed
+    # Bound, never listening: it takes no connection before it is closed.
+    _bound(host, port).close()
+
+
+def exit_cleanly(signum: int, frame: object) -> None:
+    """A signal handler: exit 0. uvicorn re-raises the signal it stopped on with the handlers it found
+    installed, so with this one a graceful shutdown ends in a clean exit, not a death by signal."""
+    raise SystemExit(0)
 
 
 def _worker(host: str, port: int, log_config: dict[str, Any]) -> None:
     import uvicorn
 
-    def exit_cleanly(signum: int, frame: object) -> None:
-        raise SystemExit(0)
-
-    # uvicorn re-raises the signal it stopped on with the handlers it found: exit 0 after a clean shutdown.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, exit_cleanly)
     config = uvicorn.Config(
         "service.app:create_app", factory=True, access_log=False, log_config=log_config, lifespan="on"
     )
-    uvicorn.Server(config).run(sockets=[_listen(host, port)])
+    sock = _bound(host, port)
+    sock.listen(2048)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def run(host: str, port: int, workers: int, log_config: dict[str, Any]) -> int:
