@@ -19,9 +19,20 @@ class ResourceError(TrialsiftError):
 
 
 class RecordError(TrialsiftError):
-    """A record could not be read. ``source`` is the file (or ``<stdin>``, ``<record>``), ``line`` 1-based."""
+    """A record could not be read. ``source`` is the file (or ``<stdin>``, ``<record>``), ``line`` 1-based.
 
-    def __init__(self, source: str, line: int | None, reason: str) -> None:
-        self.source, self.line, self.reason = source, line, reason
+    ``id`` is the study's id when it was read but could not be extracted.
+    """
+
+    def __init__(self, source: str, line: int | None, reason: str, id: str | None = None) -> None:
+        self.source, self.line, self.reason, self.id = source, line, reason, id
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type[RecordError], tuple[str, int | None, str, str | None]]:
+        # Pickled between bulk-annotation processes; the default would pass only the message.
+        return (RecordError, (self.source, self.line, self.reason, self.id))
+
+    def to_json(self) -> dict[str, str | int | None]:
+        """The error as one line of an errors file: ``{"source", "line", "id", "reason"}``."""
+        return {"source": self.source, "line": self.line, "id": self.id, "reason": self.reason}

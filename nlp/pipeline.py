@@ -8,6 +8,7 @@ functions that turn a :class:`~nlp.study.Study` into the spec's JSON.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ import nlp.tokenizer  # noqa: F401  (registers the tokenizer)
 from nlp.components import STATE_KEY, STUDY_STATE_KEY  # importing registers the factories
 from nlp.errors import RecordError, TrialsiftError
 from nlp.ingest import read_path, read_record, read_text
-from nlp.study import Study, study_texts
+from nlp.study import Outcome, Study, study_texts
 from nlp.types import OUTCOME_FIELDS
 
 #: The components of the default pipeline, in order.
@@ -162,6 +163,14 @@ def study_to_json(study: Study, outcomes: list[dict[str, Any]], study_doc: Doc) 
     }
 
 
+_WARM_UP = Study(
+    id="warm-up",
+    source_format="text",
+    title="Phase 1 dose escalation (3+3) of 1×10^6 CAR-T cells/kg",
+    outcomes=[Outcome("primary", "Objective response rate (ORR) per RECIST 1.1", "", "Up to 12 weeks")],
+)
+
+
 class Extractor:
     """Runs the pipeline over studies. Build one per process: the spaCy pipeline is built once here."""
 
@@ -171,6 +180,24 @@ class Extractor:
         self.nlp = nlp if nlp is not None else build_pipeline()
         self.study_nlp = study_nlp if study_nlp is not None else build_study_pipeline(self.nlp.vocab)
         self.batch_size = batch_size
+        self._warm = False
+
+    @contextlib.contextmanager
+    def memory_zone(self) -> Iterator[None]:
+        """A block whose strings and lexemes spaCy frees at its end (``Language.memory_zone``).
+
+        Without it the shared vocabulary keeps every new word it has seen: a bulk run over a registry grows
+        by hundreds of megabytes. Results must be read (as the JSON this class returns) inside the block.
+        The components build their matchers lazily, so the first call warms them up outside any zone:
+        patterns created inside one would be freed with it.
+        """
+        if not self._warm:
+            list(self.extract_items([_WARM_UP]))
+            self._warm = True
+        if self.study_nlp.vocab is not self.nlp.vocab:  # pragma: no cover - Extractor shares one vocab
+            raise TrialsiftError("memory_zone needs the outcome and study pipelines to share one vocab")
+        with self.nlp.memory_zone():
+            yield
 
     def extract_studies(self, studies: Iterable[Study]) -> Iterator[dict[str, Any]]:
         """The spec's JSON for each study, in input order."""
@@ -227,7 +254,8 @@ class ExtractionErrors(TrialsiftError):
 _DEFAULT_EXTRACTOR: Extractor | None = None
 
 
-def _default_extractor() -> Extractor:
+def default_extractor() -> Extractor:
+    """The process-wide Extractor, built on first use (once per process, in bulk-annotation workers too)."""
     global _DEFAULT_EXTRACTOR
     if _DEFAULT_EXTRACTOR is None:
         _DEFAULT_EXTRACTOR = Extractor()
@@ -256,7 +284,7 @@ def extract(
         ExtractionErrors: some records could not be read; ``.results`` has the others, ``.errors`` says
             which records failed and why.
     """
-    ex = extractor if extractor is not None else _default_extractor()
+    ex = extractor if extractor is not None else default_extractor()
     items: Iterable[Study | RecordError]
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         items = read_path(source)

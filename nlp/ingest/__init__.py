@@ -15,19 +15,28 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Literal, overload
 
 from nlp.errors import RecordError
 from nlp.ingest._common import fallback_id, finish
 from nlp.ingest.apiv2 import study_from_apiv2
 from nlp.ingest.csv_export import read_csv_export
 from nlp.ingest.detect import EXPECTED, GZIP_MAGIC, Format, binary_reason, detect
-from nlp.ingest.jsonfile import read_json_document, read_json_lines
+from nlp.ingest.jsonfile import JsonLine, read_json_document, read_json_lines, read_json_lines_deferred
 from nlp.ingest.legacy_xml import read_legacy_xml
 from nlp.ingest.text import study_from_text
 from nlp.study import Study
 
-__all__ = ["Format", "RecordError", "read_bytes", "read_path", "read_record", "read_text"]
+__all__ = [
+    "Format",
+    "JsonLine",
+    "RecordError",
+    "read_bytes",
+    "read_path",
+    "read_record",
+    "read_stream",
+    "read_text",
+]
 
 _HEAD: Final = 65536
 
@@ -105,7 +114,7 @@ def _is_complete_json_line(line: bytes) -> bool:
     return True
 
 
-def _read_stream(stream: BinaryIO, source: str) -> Iterator[Study | RecordError]:
+def _read_stream(stream: BinaryIO, source: str, defer: bool) -> Iterator[Study | RecordError | JsonLine]:
     """Detect the format of a (decompressed) byte stream and read its records."""
     head = stream.read(_HEAD)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
@@ -119,7 +128,8 @@ def _read_stream(stream: BinaryIO, source: str) -> Iterator[Study | RecordError]
     first_line = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
     if fmt is Format.JSON and b"\n" in head.strip() and _is_complete_json_line(first_line):
         # JSON Lines: streamed, so a whole corpus never has to fit in memory.
-        yield from read_json_lines(_json_lines(head, stream, source), source)
+        lines = _json_lines(head, stream, source)
+        yield from read_json_lines_deferred(lines, source) if defer else read_json_lines(lines, source)
         return
     data = head + stream.read()
     if fmt is Format.XML:
@@ -137,12 +147,20 @@ def _read_stream(stream: BinaryIO, source: str) -> Iterator[Study | RecordError]
         yield finish(study_from_text(text, ""), source, 1, several=False)
 
 
-def _guarded(stream: BinaryIO, source: str) -> Iterator[Study | RecordError]:
+def _guarded(stream: BinaryIO, source: str, defer: bool) -> Iterator[Study | RecordError | JsonLine]:
     """Read a stream; a corrupt compressed stream becomes one last RecordError."""
     try:
-        yield from _read_stream(stream, source)
+        yield from _read_stream(stream, source, defer)
     except (OSError, EOFError, zlib.error) as err:
         yield RecordError(source, None, f"cannot decompress: {err} (a damaged or truncated .gz file?)")
+
+
+def _studies(items: Iterator[Study | RecordError | JsonLine]) -> Iterator[Study | RecordError]:
+    for item in items:
+        if isinstance(item, JsonLine):  # pragma: no cover - only reached with defer=True
+            yield from item.parse()
+        else:
+            yield item
 
 
 def read_bytes(data: bytes, name: str) -> Iterator[Study | RecordError]:
@@ -155,10 +173,38 @@ def read_bytes(data: bytes, name: str) -> Iterator[Study | RecordError]:
     Yields:
         A Study or a RecordError per record, in file order.
     """
-    raw: BinaryIO = io.BytesIO(data)
-    if data.startswith(GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    yield from _guarded(raw, name)
+    yield from read_stream(io.BufferedReader(io.BytesIO(data)), name)
+
+
+@overload
+def read_stream(
+    stream: io.BufferedIOBase, source: str, *, defer: Literal[False] = ...
+) -> Iterator[Study | RecordError]: ...
+@overload
+def read_stream(
+    stream: io.BufferedIOBase, source: str, *, defer: bool
+) -> Iterator[Study | RecordError | JsonLine]: ...
+def read_stream(
+    stream: io.BufferedIOBase, source: str, *, defer: bool = False
+) -> Iterator[Study | RecordError | JsonLine]:
+    """Read a binary stream (plain or gzipped: told by its first bytes), whatever supported format it holds.
+
+    Args:
+        stream: a buffered binary stream, e.g. ``sys.stdin.buffer`` or a file opened ``"rb"``; it is
+            read to its end and not closed.
+        source: its name, for ids and messages (``<stdin>``).
+        defer: leave JSON Lines records unparsed (:class:`JsonLine`; call ``.parse()``), so that a bulk
+            run can parse them in its worker processes.
+
+    Yields:
+        A Study or a RecordError per record (or a JsonLine, with ``defer``), in stream order. Never
+        raises on bad content.
+    """
+    raw: BinaryIO = stream  # type: ignore[assignment]
+    if stream.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
+        raw = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    items = _guarded(raw, source, defer)
+    yield from (items if defer else _studies(items))
 
 
 def read_path(path: str | os.PathLike[str]) -> Iterator[Study | RecordError]:
@@ -178,12 +224,6 @@ def read_path(path: str | os.PathLike[str]) -> Iterator[Study | RecordError]:
         yield RecordError(source, None, f"cannot open: {err.strerror or err}")
         return
     try:
-        stream: BinaryIO = handle
-        if handle.read(2) == GZIP_MAGIC:
-            handle.seek(0)
-            stream = gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[assignment]
-        else:
-            handle.seek(0)
-        yield from _guarded(stream, source)
+        yield from read_stream(handle, source)
     finally:
         handle.close()

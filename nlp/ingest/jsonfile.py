@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from nlp.errors import RecordError
@@ -109,7 +110,9 @@ def _study(value: Any, source: str, line: int, several: bool) -> Study | RecordE
         return err
 
 
-def _json_error(err: json.JSONDecodeError, whole: bool) -> str:
+def _json_error(err: json.JSONDecodeError | RecursionError, whole: bool) -> str:
+    if isinstance(err, RecursionError):
+        return "not readable JSON: nested too deeply for the parser"
     if not whole:
         return f"not valid JSON: {err.msg} at column {err.colno}"
     reason = f"not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
@@ -122,7 +125,7 @@ def read_json_document(text: str, source: str) -> Iterator[Study | RecordError]:
     """Read a whole JSON document (one study, a list, a page); falls back to JSON Lines when it is one."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         lines = text.splitlines()
         if sum(1 for ln in lines if ln.strip()) > 1 and _any_line_is_json(lines[1:]):
             yield from read_json_lines(((i + 1, ln) for i, ln in enumerate(lines)), source)
@@ -144,10 +147,68 @@ def _any_line_is_json(lines: list[str]) -> bool:
         if s.startswith(("{", "[")):
             try:
                 json.loads(s)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             return True
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLine:
+    """One JSON Lines record, read but not yet parsed.
+
+    Bulk annotation ships these to worker processes, so the parsing (JSON, and resplitting outcomes the
+    registry joined) runs in parallel with the extraction instead of in the process reading the file.
+    """
+
+    source: str
+    line: int
+    text: str
+    several: bool
+
+    def parse(self) -> list[Study | RecordError]:
+        """The record's studies (a line may hold a list or page of them), or why it cannot be read."""
+        return list(_json_line(self.line, self.text, self.source, self.several))
+
+    def peek_id(self) -> str | None:
+        """The NCT id of a one-study line without reading the rest of the study; None when it takes more.
+
+        Resuming a bulk run must tell the studies already annotated from the new ones, and a full parse
+        (which resplits outcomes the registry joined) costs ten times a JSON decode.
+        """
+        try:
+            value = json.loads(self.text)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        section = value.get("protocolSection") if isinstance(value, dict) else None
+        ident = section.get("identificationModule") if isinstance(section, dict) else None
+        nct = ident.get("nctId") if isinstance(ident, dict) else None
+        return nct.strip() or None if isinstance(nct, str) else None
+
+
+def read_json_lines_deferred(
+    lines: Iterable[tuple[int, str | RecordError]], source: str
+) -> Iterator[JsonLine | RecordError]:
+    """Like :func:`read_json_lines`, leaving each record unparsed: a :class:`JsonLine` per non-blank line.
+
+    A record's fallback id depends on whether the file holds several records, so each line is held back
+    until the next one is seen.
+    """
+    pending: list[tuple[int, str | RecordError]] = []
+    several = False
+    for number, raw in lines:
+        if isinstance(raw, str) and not raw.strip():
+            continue
+        pending.append((number, raw))
+        if len(pending) > 1:
+            several = True
+            yield _deferred(*pending.pop(0), source, several)
+    for number, raw in pending:
+        yield _deferred(number, raw, source, several)
+
+
+def _deferred(number: int, raw: str | RecordError, source: str, several: bool) -> JsonLine | RecordError:
+    return raw if isinstance(raw, RecordError) else JsonLine(source, number, raw, several)
 
 
 def read_json_lines(
@@ -162,28 +223,17 @@ def read_json_lines(
     Yields:
         A Study or a RecordError per record; a bad line does not stop the file.
     """
-    pending: list[tuple[int, str | RecordError]] = []
-    several = False
-    for number, raw in lines:
-        if isinstance(raw, str) and not raw.strip():
-            continue
-        pending.append((number, raw))
-        if len(pending) > 1:
-            several = True
-            yield from _json_line(*pending.pop(0), source, several)
-    for number, raw in pending:
-        yield from _json_line(number, raw, source, several)
+    for item in read_json_lines_deferred(lines, source):
+        if isinstance(item, RecordError):
+            yield item
+        else:
+            yield from item.parse()
 
 
-def _json_line(
-    number: int, raw: str | RecordError, source: str, several: bool
-) -> Iterator[Study | RecordError]:
-    if isinstance(raw, RecordError):
-        yield raw
-        return
+def _json_line(number: int, raw: str, source: str, several: bool) -> Iterator[Study | RecordError]:
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         yield RecordError(source, number, _json_error(err, whole=False))
         return
     records = _records(value, None, 0, number)

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nlp.errors import RecordError
-from nlp.ingest import read_bytes, read_path, read_record, read_text
+from nlp.ingest import JsonLine, read_bytes, read_path, read_record, read_stream, read_text
 from nlp.ingest.detect import Format, detect
+from nlp.ingest.jsonfile import read_json_lines_deferred
 from nlp.study import ArmGroup, Intervention, Outcome, Study
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
@@ -478,3 +482,144 @@ def test_ingest_truncated_gzip_reports_after_good_records(tmp_path: Path) -> Non
 def test_ingest_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.json"
     assert [str(r) for r in read_path(path)] == [f"{path}: cannot open: No such file or directory"]
+
+
+# -- streams and deferred JSON lines (bulk annotation) -------------------------------------------------
+
+_JSONL = (
+    b'{"protocolSection": {"identificationModule": {"nctId": "NCT00000001"}}}\n\n{"protocolSection": {}}\n'
+)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_ingest_read_stream_gzip_told_by_first_bytes(compress: bool) -> None:
+    data = gzip.compress(_JSONL) if compress else _JSONL
+    stream = io.BufferedReader(io.BytesIO(data))
+    got = list(read_stream(stream, "batch.jsonl"))
+    assert [(s.id, s.origin) for s in got if isinstance(s, Study)] == [
+        ("NCT00000001", "batch.jsonl:1"),
+        ("batch:3", "batch.jsonl:3"),
+    ]
+    assert len(got) == 2
+    assert not stream.closed
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_ingest_read_stream_defer_gives_json_lines(compress: bool) -> None:
+    data = gzip.compress(_JSONL) if compress else _JSONL
+    got = list(read_stream(io.BufferedReader(io.BytesIO(data)), "batch.jsonl", defer=True))
+    assert got == [
+        JsonLine(
+            "batch.jsonl",
+            1,
+            '{"protocolSection": {"identificationModule": {"nctId": "NCT00000001"}}}\n',
+            True,
+        ),
+        JsonLine("batch.jsonl", 3, '{"protocolSection": {}}\n', True),
+    ]
+    parsed = [s for line in got if isinstance(line, JsonLine) for s in line.parse()]
+    assert parsed == list(read_stream(io.BufferedReader(io.BytesIO(data)), "batch.jsonl"))
+
+
+def test_ingest_read_stream_defer_reads_whole_documents_now() -> None:
+    data = (FIXTURES / "page.json").read_bytes()
+    deferred = list(read_stream(io.BufferedReader(io.BytesIO(data)), "page.json", defer=True))
+    assert deferred and all(isinstance(s, Study) for s in deferred)
+    assert deferred == list(read_bytes(data, "page.json"))
+
+
+@pytest.mark.parametrize(
+    ("several", "expected_id"),
+    [(False, "one"), (True, "one:7")],
+)
+def test_ingest_json_line_fallback_id_depends_on_several(several: bool, expected_id: str) -> None:
+    [study] = JsonLine("dir/one.jsonl", 7, '{"protocolSection": {}}', several).parse()
+    assert isinstance(study, Study)
+    assert (study.id, study.origin) == (expected_id, "dir/one.jsonl:7")
+
+
+def test_ingest_read_json_lines_deferred_marks_single_record() -> None:
+    lines: list[tuple[int, str | RecordError]] = [(1, "  \n"), (2, '{"protocolSection": {}}\n')]
+    assert list(read_json_lines_deferred(lines, "f.jsonl")) == [
+        JsonLine("f.jsonl", 2, '{"protocolSection": {}}\n', False)
+    ]
+
+
+def test_ingest_read_json_lines_deferred_passes_errors_in_place() -> None:
+    bad = RecordError("f.jsonl", 2, "not UTF-8 text (byte 0xe9 at column 3)")
+    lines: list[tuple[int, str | RecordError]] = [(1, "[]\n"), (2, bad), (3, "{}\n")]
+    assert list(read_json_lines_deferred(lines, "f.jsonl")) == [
+        JsonLine("f.jsonl", 1, "[]\n", True),
+        bad,
+        JsonLine("f.jsonl", 3, "{}\n", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "reasons"),
+    [
+        (
+            "{broken",
+            ["f.jsonl:4: not valid JSON: Expecting property name enclosed in double quotes at column 2"],
+        ),
+        ("[]", ["f.jsonl:4: no studies: the JSON list is empty"]),
+        (
+            '[{"protocolSection": {}}, {"protocolSection": {"identificationModule": {"nctId": "NCT00000002"}}}]',
+            ["f:4", "NCT00000002"],
+        ),
+    ],
+)
+def test_ingest_json_line_parse(text: str, reasons: list[str]) -> None:
+    got = JsonLine("f.jsonl", 4, text, False).parse()
+    assert [s.id if isinstance(s, Study) else str(s) for s in got] == reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}}', "NCT01234567"),
+        ('{"protocolSection": {"identificationModule": {"nctId": " NCT01234567\\n"}}}', "NCT01234567"),
+        ('{"protocolSection": {"identificationModule": {"nctId": "  "}}}', None),
+        ('{"protocolSection": {"identificationModule": {"nctId": 1234}}}', None),
+        ('{"protocolSection": {"identificationModule": {}}}', None),
+        ('{"protocolSection": {"identificationModule": []}}', None),
+        ('{"protocolSection": "x"}', None),
+        ('{"protocolSection": {}}', None),
+        ('[{"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}}]', None),
+        ('{"studies": []}', None),
+        ("{broken", None),
+        ("", None),
+        ("null", None),
+    ],
+)
+def test_ingest_json_line_peek_id(text: str, expected: str | None) -> None:
+    assert JsonLine("f.jsonl", 1, text, True).peek_id() == expected
+
+
+@given(st.text())
+def test_ingest_json_line_peek_id_never_raises(text: str) -> None:
+    got = JsonLine("f.jsonl", 1, text, True).peek_id()
+    assert got is None or (isinstance(got, str) and got == got.strip() and got)
+
+
+@given(st.text())
+def test_ingest_json_line_peek_id_reads_any_nct_string(nct: str) -> None:
+    text = json.dumps({"protocolSection": {"identificationModule": {"nctId": nct}}, "x": [1]})
+    assert JsonLine("f.jsonl", 1, text, True).peek_id() == (nct.strip() or None)
+
+
+def test_ingest_deeply_nested_json_line_is_a_record_error() -> None:
+    # "Never raises on bad content": a line nested past the JSON decoder's recursion limit is bad content.
+    data = _JSONL + b"[" * 100_000 + b"\n" + _JSONL
+    got = list(read_stream(io.BufferedReader(io.BytesIO(data)), "deep.jsonl"))
+    assert [s.id if isinstance(s, Study) else (s.source, s.line) for s in got] == [
+        "NCT00000001",
+        "deep:3",
+        ("deep.jsonl", 4),
+        "NCT00000001",
+        "deep:7",
+    ]
+
+
+def test_ingest_deeply_nested_json_line_peek_id_is_none() -> None:
+    assert JsonLine("deep.jsonl", 1, "[" * 100_000, True).peek_id() is None

@@ -65,7 +65,7 @@ def test_cli_annotate_missing_file_is_reported(tmp_path: Path, capsys: pytest.Ca
     missing = tmp_path / "nope.jsonl"
     status = main(["annotate", str(missing), "-o", str(tmp_path / "o.jsonl"), "-q"])
     assert status == EXIT_NONE_READABLE
-    assert capsys.readouterr().err == f"trialsift: cannot read {missing}: no such file\n"
+    assert capsys.readouterr().err == f"trialsift: cannot read {missing}: no such file or directory\n"
 
 
 def test_cli_annotate_usage_error_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,5 +79,5 @@ def test_cli_annotate_help_documents_exit_statuses(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["annotate", "--help"])
     help_text = capsys.readouterr().out
-    for line in ("0   every record", "1   some records", "2   no record", "64  usage"):
+    for line in ("0    every record", "1    some records", "2    no record", "64   usage", "74   the output"):
         assert line in help_text

@@ -97,7 +97,7 @@ def test_cli_index_build_reports_unreadable_records(
 def test_cli_index_build_nothing_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.jsonl"
     assert main(["index", "build", str(missing), "--out", str(tmp_path / "i"), "-q"]) == EXIT_NONE_READABLE
-    assert capsys.readouterr().err == f"trialsift: cannot read {missing}: no such file\n"
+    assert capsys.readouterr().err == f"trialsift: cannot read {missing}: no such file or directory\n"
 
 
 def test_cli_index_build_bad_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -278,7 +278,7 @@ def test_cli_similar_new_record(built: Path, tmp_path: Path, capsys: pytest.Capt
     argv = ["similar", "NCT99999999", "--record", str(missing), "--index", str(built)]
     assert main(argv) == EXIT_NONE_READABLE
     err = capsys.readouterr().err
-    assert f"trialsift: cannot read {missing}: no such file\n" in err
+    assert f"trialsift: cannot read {missing}: no such file or directory\n" in err
     assert "trialsift: NCT99999999: not in the index" in err
 
 
