@@ -330,3 +330,40 @@ def test_bulk_record_error_pickles(source: str, line: int | None, reason: str, i
     assert (back.source, back.line, back.reason, back.id) == (source, line, reason, id)
     assert str(back) == str(error)
     assert back.to_json() == {"source": source, "line": line, "id": id, "reason": reason}
+
+
+@pytest.mark.slow
+def test_bulk_readme_pandas_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's library example, executed verbatim (3,000 studies: slow)."""
+    from service.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index("The same from Python") :]
+    code = after[
+        after.index("```python\n") + len("```python\n") : after.index("\n```", after.index("```python"))
+    ]
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(["annotate", "data/sample/studies.jsonl.gz", "--format", "parquet", "-o", "out/tables", "-q"])
+        == 0
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert len(namespace["outcomes"]) == len(namespace["tables"])
+    assert namespace["run"].errors == []
+    assert (len(namespace["outcomes"]), len(namespace["pfs"])) == (18522, 281)  # as the README prints
+
+
+def test_bulk_annotation_as_context_manager_stops_its_workers(
+    sample_lines: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(sample_lines[:20]), encoding="utf-8")
+    with annotate(str(path), workers=2, chunk_size=2) as run:
+        first = next(run)
+        assert multiprocessing.active_children()
+    assert first["id"] == json.loads(sample_lines[0])["protocolSection"]["identificationModule"]["nctId"]
+    assert not multiprocessing.active_children()
+    with pytest.raises(StopIteration):
+        next(run)

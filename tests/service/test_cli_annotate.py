@@ -400,3 +400,57 @@ def test_cli_annotate_without_resume_starts_afresh(
     assert main(["annotate", str(studies_40), "-o", str(out), "--workers", "1"]) == EXIT_OK
     assert len(_ids(out)) == 40
     assert f"started afresh over the interrupted run in {work}" in capsys.readouterr().err
+
+
+# -- progress ---------------------------------------------------------------------------------------
+
+
+def test_cli_annotate_progress_lines_report_rate_share_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli_annotate import Progress
+
+    progress = Progress("lines", total_bytes=1000, bytes_read=lambda: 250, interval=0.0)
+    progress.started -= 10.0  # as if the run had started 10 s ago
+    progress.update(studies=1500, errors=2)
+    progress.close()
+    line = capsys.readouterr().err
+    match = re.fullmatch(
+        r"trialsift annotate: 1,500 studies \((\d+)/s\), 2 unreadable, "
+        r"25% of input read, about (\d+)s left\n",
+        line,
+    )
+    assert match is not None, line
+    assert 149 <= int(match.group(1)) <= 150  # 1,500 studies in just over 10 s
+    assert 30 <= int(match.group(2)) <= 31  # a quarter read in 10 s: 30 s more
+
+
+def test_cli_annotate_progress_lines_are_throttled(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli_annotate import Progress
+
+    progress = Progress("lines", total_bytes=None, bytes_read=lambda: 0, interval=3600.0)
+    for n in range(100):
+        progress.update(studies=n, errors=0)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_annotate_progress_bar_counts_input_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli_annotate import Progress
+
+    read = [0]
+    progress = Progress("bar", total_bytes=400, bytes_read=lambda: read[0])
+    read[0] = 100
+    progress.update(studies=10, errors=1)
+    assert progress._bar.n == 100
+    progress.write("trialsift: cannot read x:1: bad")
+    progress.close()
+    err = capsys.readouterr().err
+    assert "trialsift: cannot read x:1: bad\n" in err
+    assert "100%" in err and "10 studies" in err and "1 unreadable" in err
+
+
+def test_cli_annotate_progress_none_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli_annotate import Progress
+
+    progress = Progress("none", total_bytes=10, bytes_read=lambda: 5, interval=0.0)
+    progress.update(studies=5, errors=0)
+    progress.close()
+    assert capsys.readouterr().err == ""
