@@ -132,7 +132,12 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
-            fmt = "{l_bar}{bar}| [{elapsed}<{remaining}] {postfix}" if total_bytes else "{elapsed} {postfix}"
+            # tqdm puts ", " before the postfix: " 47%|█████  | [00:12<00:14, 3,520 studies, 290/s]"
+            fmt = (
+                "{percentage:3.0f}%|{bar:30}| [{elapsed}<{remaining}{postfix}]"
+                if total_bytes
+                else "[{elapsed}{postfix}]"
+            )
             self._bar = tqdm(total=total_bytes or None, bar_format=fmt, file=sys.stderr, dynamic_ncols=True)
 
     def update(self, studies: int, errors: int) -> None:
