@@ -2,7 +2,8 @@
 
 The reading process only splits the input into records (JSON Lines are not even parsed there); worker
 processes parse, extract and encode them in chunks (``nlp.pipe`` batches), and the results come back in input
-order. At most ``2 × workers`` chunks are in flight, so memory stays flat whatever the input size.
+order. Each worker holds one chunk at a time and results never run more than ``4 × workers`` chunks ahead
+of the output, so memory stays flat whatever the input size.
 
 >>> from nlp.bulk import annotate
 >>> run = annotate(["studies.jsonl.gz"], workers=2)     # doctest: +SKIP
@@ -17,16 +18,18 @@ import ctypes
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
-from nlp.errors import RecordError
+from nlp.errors import RecordError, TrialsiftError
 from nlp.ingest import JsonLine, read_record
 from nlp.ingest.sources import Inputs, Item
 from nlp.pipeline import Extractor, default_extractor
@@ -228,6 +231,110 @@ def _context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods and sys.platform == "linux" else "spawn")
 
 
+class WorkerDied(TrialsiftError):
+    """A worker process died (killed, out of memory) in the middle of a run."""
+
+
+def _worker_loop(conn: Connection, encode: Encode, parent: int) -> None:
+    """A worker: take a chunk, send back its Chunk, until told to stop (None) or the pipe closes."""
+    _worker_init(parent)
+    try:
+        while (chunk := conn.recv()) is not None:
+            conn.send(process_chunk(chunk, encode))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        conn.close()
+
+
+#: Chunks queued per worker: the next ones wait in the pipe, so a worker never idles while the reading
+#: process is busy reading or writing. With one chunk at a time, 2 workers ran 1.3x faster than 1; with
+#: 2 queued 1.6-1.9x, with 3 about 2x (11.6k corpus studies: 216, 252-297 and 328 studies/s).
+_DEPTH: Final = 3
+
+
+class _Pool:
+    """Worker processes, each with its own pipe and a feeder thread that sends it chunks.
+
+    Not ``ProcessPoolExecutor``: when one of its workers is killed with chunks queued in its shared pipe,
+    its shutdown deadlocks (CPython 3.11), and a bulk run would hang instead of stopping. Here each worker
+    has its own pipe; sends happen on a feeder thread, so the reading process never blocks on a busy worker
+    and keeps taking results; a dead worker is seen at once through its process sentinel.
+    """
+
+    def __init__(self, workers: int, encode: Encode) -> None:
+        context = _context()
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        self.inboxes: list[queue.SimpleQueue[list[Item] | None]] = []
+        self.feeders: list[threading.Thread] = []
+        for _ in range(workers):
+            ours, theirs = context.Pipe()
+            proc = context.Process(target=_worker_loop, args=(theirs, encode, os.getpid()), daemon=True)
+            proc.start()
+            theirs.close()  # so later workers do not inherit it
+            inbox: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
+            feeder = threading.Thread(target=_feed, args=(inbox, ours), daemon=True)
+            feeder.start()
+            self.conns.append(ours)
+            self.procs.append(proc)
+            self.inboxes.append(inbox)
+            self.feeders.append(feeder)
+
+    def send(self, w: int, chunk: list[Item]) -> None:
+        """Queue a chunk for worker ``w``."""
+        self.inboxes[w].put(chunk)
+
+    def _died(self, w: int) -> WorkerDied:
+        proc = self.procs[w]
+        proc.join(timeout=1)
+        return WorkerDied(f"worker process {proc.pid} died (exit code {proc.exitcode})")
+
+    def results(self, busy: Iterable[int]) -> list[tuple[int, Chunk]]:
+        """Wait for results from busy workers: (worker, its next Chunk) for each one ready.
+
+        Raises:
+            WorkerDied: a busy worker died before sending its result.
+        """
+        busy = list(busy)
+        ready = set(wait([self.conns[w] for w in busy] + [self.procs[w].sentinel for w in busy]))
+        out = []
+        for w in busy:
+            if self.conns[w] in ready or self.procs[w].sentinel in ready:
+                try:
+                    out.append((w, self.conns[w].recv()))
+                except (EOFError, OSError) as err:
+                    raise self._died(w) from err
+        return out
+
+    def close(self, busy: Iterable[int]) -> None:
+        """Stop the workers: idle ones are told to, busy ones (a run stopped early) are killed."""
+        for w in busy:
+            self.procs[w].kill()
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for feeder in self.feeders:
+            feeder.join(timeout=10)
+        for conn, proc in zip(self.conns, self.procs, strict=True):
+            proc.join(timeout=10)
+            if proc.is_alive():  # pragma: no cover - a worker that ignores its stop message
+                proc.kill()
+                proc.join()
+            conn.close()
+
+
+def _feed(inbox: queue.SimpleQueue[list[Item] | None], conn: Connection) -> None:
+    """Send a worker its chunks, then its stop message (None); a dead worker just ends the thread."""
+    while True:
+        chunk = inbox.get()
+        try:
+            conn.send(chunk)
+        except OSError:  # the worker is gone; the reading process learns it from the sentinel
+            return
+        if chunk is None:
+            return
+
+
 def run_chunks(
     items: Iterable[Item], *, workers: int = 1, encode: Encode = _as_dict, chunk_size: int = CHUNK_SIZE
 ) -> Iterator[Chunk]:
@@ -241,29 +348,44 @@ def run_chunks(
 
     Yields:
         One Chunk per ``chunk_size`` input records, in input order.
+
+    Raises:
+        WorkerDied: a worker process died; the chunks yielded so far are complete.
     """
     chunks = _chunks(items, chunk_size)
     if workers <= 1:
         for chunk in chunks:
             yield process_chunk(chunk, encode)
         return
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_context(),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    ) as pool:
-        pending: deque[Future[Chunk]] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(pool.submit(process_chunk, chunk, encode))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+    pool = _Pool(workers, encode)
+    queued: dict[int, deque[int]] = {w: deque() for w in range(workers)}  # worker -> its chunks, in order
+    done: dict[int, Chunk] = {}  # results that came back ahead of their turn
+    sent = next_out = 0
+    exhausted = False
+    try:
+        while True:
+            # Keep _DEPTH chunks queued per worker, but never more than 4 per worker ahead of the output, so
+            # a slow chunk cannot make finished ones pile up in memory behind it.
+            for w in range(workers):
+                while not exhausted and len(queued[w]) < _DEPTH and sent - next_out < 4 * workers:
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pool.send(w, chunk)
+                    queued[w].append(sent)
+                    sent += 1
+            busy = [w for w in range(workers) if queued[w]]
+            if not busy:
+                return
+            for w, result in pool.results(busy):
+                done[queued[w].popleft()] = result
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+    finally:
+        pool.close(w for w in range(workers) if queued[w])
 
 
 def _records(records: Iterable[Any]) -> Iterator[Item]:

@@ -16,6 +16,7 @@ EXIT_SOME_UNREADABLE = 1
 EXIT_NONE_READABLE = 2
 EXIT_USAGE = 64
 EXIT_OUTPUT = 74  # sysexits' EX_IOERR: the output could not be written
+EXIT_WORKER_DIED = 75  # sysexits' EX_TEMPFAIL: try again (--resume)
 EXIT_INTERRUPTED = 130
 
 

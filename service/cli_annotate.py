@@ -19,6 +19,7 @@ from service.cli import (
     EXIT_OUTPUT,
     EXIT_SOME_UNREADABLE,
     EXIT_USAGE,
+    EXIT_WORKER_DIED,
 )
 
 #: Errors shown on stderr as they happen; the rest are counted there and all are in the errors file.
@@ -46,6 +47,7 @@ exit status:
   2    no record could be read
   64   usage error (bad options)
   74   the output could not be written or resumed
+  75   a worker process died (killed, out of memory): what was committed stays; --resume continues
   130  interrupted (SIGINT or SIGTERM): what was committed stays; --resume continues
 """
 
@@ -218,7 +220,7 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``trialsift annotate``; returns the exit status."""
-    from nlp.bulk import default_workers, run_chunks, skip_done
+    from nlp.bulk import WorkerDied, default_workers, run_chunks, skip_done
     from nlp.ingest.sources import Inputs
     from service.sinks import OutputError, Sink, open_sink
 
@@ -267,6 +269,9 @@ def run(args: argparse.Namespace) -> int:
         sink.finish()
     except (KeyboardInterrupt, _Interrupted):
         status = EXIT_INTERRUPTED
+    except WorkerDied as err:
+        print(f"trialsift annotate: {err}: killed? out of memory?", file=sys.stderr)
+        status = EXIT_WORKER_DIED
     except (OutputError, OSError) as err:
         print(f"trialsift annotate: cannot write the output: {err}", file=sys.stderr)
         status = EXIT_OUTPUT
@@ -300,10 +305,10 @@ def _report(
         )
     if not args.quiet:
         print(summary(stats, seconds, skipped), file=sys.stderr)
-    if status == EXIT_INTERRUPTED:
+    if status in (EXIT_INTERRUPTED, EXIT_WORKER_DIED):
         if isinstance(sink, Sink):
             print(
-                f"trialsift annotate: interrupted; what was committed is in {sink.where.work}: "
+                f"trialsift annotate: stopped; what was committed is in {sink.where.work}: "
                 "run the same command with --resume to continue",
                 file=sys.stderr,
             )

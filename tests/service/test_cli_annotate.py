@@ -6,6 +6,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from service.cli import (
     EXIT_OUTPUT,
     EXIT_SOME_UNREADABLE,
     EXIT_USAGE,
+    EXIT_WORKER_DIED,
     main,
 )
 from tests.conftest import SEEDS
@@ -317,9 +319,10 @@ def _kill_midway(argv: list[str], committed: Callable[[], bool], sig: int) -> tu
             assert proc.poll() is None, "the run finished before it could be killed: give it more input"
             assert time.monotonic() < deadline, "no commit within 120 s"
             time.sleep(0.05)
-    finally:
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a hung run must not outlive the test
     return proc.returncode, err
 
 
@@ -352,7 +355,7 @@ def test_cli_annotate_resume_after_kill_gives_the_uninterrupted_output(
     status, err = _kill_midway(argv, committed, sig)
     if sig == signal.SIGTERM:
         assert status == EXIT_INTERRUPTED
-        assert f"interrupted; what was committed is in {work}: run the same command with --resume" in err
+        assert f"stopped; what was committed is in {work}: run the same command with --resume" in err
     else:
         assert status == -signal.SIGKILL
     assert not (out / "studies.csv").exists() if fmt != "jsonl" else not out.exists()
@@ -454,3 +457,46 @@ def test_cli_annotate_progress_none_prints_nothing(capsys: pytest.CaptureFixture
     progress.update(studies=5, errors=0)
     progress.close()
     assert capsys.readouterr().err == ""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes in /proc")
+def test_cli_annotate_worker_killed_midway_then_resume_gives_the_whole_output(
+    tmp_path: Path, studies_600: Path
+) -> None:
+    out, whole = tmp_path / "out.jsonl", tmp_path / "whole.jsonl"
+    argv = [str(studies_600), "-o", str(out), "--workers", "2"]
+    work = tmp_path / ".out.jsonl.partial"
+    proc = subprocess.Popen([str(TRIALSIFT), "annotate", *argv, "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (work / "data").exists() or (work / "data").stat().st_size < 2000:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a hung run must not outlive the test
+
+    assert proc.returncode == EXIT_WORKER_DIED
+    assert (
+        f"trialsift annotate: worker process {workers[0]} died (exit code -9): killed? out of memory?" in err
+    )
+    assert not out.exists() and work.is_dir()
+    assert main(["annotate", *argv, "--resume", "-q"]) == EXIT_OK
+    assert _annotate(str(studies_600), "-o", str(whole), "--workers", "1") == EXIT_OK
+    assert out.read_bytes() == whole.read_bytes()
