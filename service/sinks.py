@@ -88,7 +88,6 @@ class Sink:
         self._writing = False
         self.done: Counter[str] = Counter()  # ids already written, with their counts
         self.seen_errors: set[tuple[str, int | None, str]] = set()
-        self.resumed_studies = 0
         self.discarded_partial = False
         self._files: dict[str, IO[str]] = {}
         self._prepare(resume)
@@ -255,7 +254,6 @@ class JsonlSink(Sink):
                         f"cannot resume: {self.where.working('data')}:{number} is not a trialsift record"
                     )
                 self.done[json.loads(match.group(1))] += 1
-        self.resumed_studies = sum(self.done.values())
 
     def _open_for_append(self) -> None:
         super()._open_for_append()
@@ -283,7 +281,6 @@ class CsvSink(Sink):
                 raise OutputError(f"cannot resume: {path} does not start with the studies header")
             for row in reader:
                 self.done[row[0]] += 1
-        self.resumed_studies = sum(self.done.values())
 
     def _open_for_append(self) -> None:
         super()._open_for_append()
@@ -349,7 +346,6 @@ class ParquetSink(Sink):
                     f"cannot resume: {path} is unreadable ({err}); run without --resume"
                 ) from err
             self.done.update(ids)
-        self.resumed_studies = sum(self.done.values())
 
     def _write_studies(self, studies: list[Annotated]) -> None:
         for study in studies:
