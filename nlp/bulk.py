@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
 from nlp.errors import RecordError, TrialsiftError
-from nlp.ingest import JsonLine, read_record
+from nlp.ingest import JsonLine, parsed, read_record
 from nlp.ingest.sources import Inputs, Item
 from nlp.pipeline import Extractor, default_extractor
 from nlp.study import Study
@@ -84,16 +84,6 @@ def summarize(result: dict[str, Any], stats: Counter[str]) -> None:
     stats["dose_groups"] += len(result["dose_groups"])
 
 
-def _resolve(items: Iterable[Item]) -> list[Study | RecordError]:
-    out: list[Study | RecordError] = []
-    for item in items:
-        if isinstance(item, JsonLine):
-            out.extend(item.parse())
-        else:
-            out.append(item)
-    return out
-
-
 def _failed(study: Study, err: Exception) -> RecordError:
     source, _, line = study.origin.rpartition(":")
     where = (source, int(line)) if line.isdigit() else (study.origin or study.id, None)
@@ -106,7 +96,7 @@ def process_chunk(items: list[Item], encode: Encode = _as_dict) -> Chunk:
     A study the extractor fails on (a bug, not bad input) is reported as a RecordError in its place rather
     than stopping a run of hundreds of thousands.
     """
-    records = _resolve(items)
+    records = list(parsed(items))
     extractor = default_extractor()
     results: list[dict[str, Any] | RecordError]
     with _memory_zone(extractor, len(records)):
@@ -167,19 +157,23 @@ def skip_done(items: Iterable[Item], done: Counter[str], skipped: Counter[str]) 
         if not remaining:
             yield item
             continue
-        if isinstance(item, JsonLine):
-            nct = item.peek_id()
-            parsed: list[Item] = [item] if nct is not None else list(item.parse())
-        else:
-            parsed = [item]
-        for one in parsed:
-            key = nct if isinstance(one, JsonLine) else one.id if isinstance(one, Study) else None
+        for one, key in _with_ids(item):
             if key is not None and done[key] > 0:
                 done[key] -= 1
                 skipped[key] += 1
                 remaining -= 1
             else:
                 yield one
+
+
+def _with_ids(item: Item) -> list[tuple[Item, str | None]]:
+    """The item with its study id; a JSON line whose id cannot be peeked is parsed into its records."""
+    if isinstance(item, JsonLine):
+        nct = item.peek_id()
+        if nct is not None:
+            return [(item, nct)]
+        return [(one, one.id if isinstance(one, Study) else None) for one in item.parse()]
+    return [(item, item.id if isinstance(item, Study) else None)]
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -22,7 +22,13 @@ from nlp.ingest._common import fallback_id, finish
 from nlp.ingest.apiv2 import study_from_apiv2
 from nlp.ingest.csv_export import read_csv_export
 from nlp.ingest.detect import EXPECTED, GZIP_MAGIC, Format, binary_reason, detect
-from nlp.ingest.jsonfile import JsonLine, read_json_document, read_json_lines, read_json_lines_deferred
+from nlp.ingest.jsonfile import (
+    JsonLine,
+    parsed,
+    read_json_document,
+    read_json_lines,
+    read_json_lines_deferred,
+)
 from nlp.ingest.legacy_xml import read_legacy_xml
 from nlp.ingest.text import study_from_text
 from nlp.study import Study
@@ -31,6 +37,7 @@ __all__ = [
     "Format",
     "JsonLine",
     "RecordError",
+    "parsed",
     "read_bytes",
     "read_path",
     "read_record",
@@ -155,14 +162,6 @@ def _guarded(stream: BinaryIO, source: str, defer: bool) -> Iterator[Study | Rec
         yield RecordError(source, None, f"cannot decompress: {err} (a damaged or truncated .gz file?)")
 
 
-def _studies(items: Iterator[Study | RecordError | JsonLine]) -> Iterator[Study | RecordError]:
-    for item in items:
-        if isinstance(item, JsonLine):  # pragma: no cover - only reached with defer=True
-            yield from item.parse()
-        else:
-            yield item
-
-
 def read_bytes(data: bytes, name: str) -> Iterator[Study | RecordError]:
     """Read uploaded content, detecting compression and format as ``read_path`` does.
 
@@ -204,7 +203,7 @@ def read_stream(
     if stream.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
         raw = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
     items = _guarded(raw, source, defer)
-    yield from (items if defer else _studies(items))
+    yield from (items if defer else parsed(items))
 
 
 def read_path(path: str | os.PathLike[str]) -> Iterator[Study | RecordError]:

@@ -223,11 +223,16 @@ def read_json_lines(
     Yields:
         A Study or a RecordError per record; a bad line does not stop the file.
     """
-    for item in read_json_lines_deferred(lines, source):
-        if isinstance(item, RecordError):
-            yield item
-        else:
+    yield from parsed(read_json_lines_deferred(lines, source))
+
+
+def parsed(items: Iterable[Study | RecordError | JsonLine]) -> Iterator[Study | RecordError]:
+    """``items`` with every :class:`JsonLine` parsed into its studies (or why it cannot be read), in order."""
+    for item in items:
+        if isinstance(item, JsonLine):
             yield from item.parse()
+        else:
+            yield item
 
 
 def _json_line(number: int, raw: str, source: str, several: bool) -> Iterator[Study | RecordError]:

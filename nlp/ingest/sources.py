@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from nlp.errors import RecordError
-from nlp.ingest import JsonLine, read_stream
+from nlp.ingest import JsonLine, parsed, read_stream
 from nlp.study import Study
 
 STDIN: Final = "-"
@@ -134,11 +134,7 @@ class Inputs:
 
     def studies(self) -> Iterator[Study | RecordError]:
         """The records as studies (JSON lines parsed here), for callers that do not defer."""
-        for item in self:
-            if isinstance(item, JsonLine):
-                yield from item.parse()
-            else:
-                yield item
+        return parsed(self)
 
     def _read(self, source: Source) -> Iterator[Item]:
         if source.path is None:
