@@ -150,7 +150,10 @@ class Progress:
             self._bar.set_postfix_str(
                 f"{studies:,} studies, {rate:,.0f}/s, {errors:,} unreadable", refresh=False
             )
-            self._bar.update(self.bytes_read() - self._bar.n) if self.total else self._bar.refresh()
+            if self.total:
+                self._bar.update(self.bytes_read() - self._bar.n)
+            else:
+                self._bar.refresh()
         elif self.mode == "lines" and now - self._last >= self.interval:
             self._last = now
             line = f"trialsift annotate: {studies:,} studies ({rate:,.0f}/s), {errors:,} unreadable"
@@ -236,7 +239,6 @@ def run(args: argparse.Namespace) -> int:
     except (OutputError, OSError) as err:
         print(f"trialsift annotate: {err}", file=sys.stderr)
         return EXIT_OUTPUT
-    has_error_file = isinstance(sink, Sink) or bool(args.errors)
     if isinstance(sink, Sink) and sink.discarded_partial and not args.quiet:
         print(
             f"trialsift annotate: started afresh over the interrupted run in {sink.where.work} "
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
             new_errors = sink.write(chunk)
             for k, error in enumerate(new_errors, start=stats["errors"]):
                 # Without an errors file, stderr is the only report: every error goes there.
-                if k < SHOWN_ERRORS or not has_error_file:
+                if k < SHOWN_ERRORS or sink.errors_path is None:
                     progress.write(f"trialsift: cannot read {error}")
             chunk.stats["errors"] = len(new_errors)  # errors met again on --resume are not new
             stats.update(chunk.stats)
@@ -297,10 +299,9 @@ def _report(
     """Print what the run did on stderr and return its exit status."""
     from service.sinks import Sink
 
-    errors_path = sink.where.final["errors"] if isinstance(sink, Sink) else args.errors
-    if stats["errors"] > SHOWN_ERRORS and errors_path:
+    if stats["errors"] > SHOWN_ERRORS and sink.errors_path is not None:
         print(
-            f"trialsift: … {stats['errors'] - SHOWN_ERRORS:,} more unreadable records in {errors_path}",
+            f"trialsift: … {stats['errors'] - SHOWN_ERRORS:,} more unreadable records in {sink.errors_path}",
             file=sys.stderr,
         )
     if not args.quiet:

@@ -40,6 +40,16 @@ ROW_GROUP_ROWS: Final = 65536
 _ID_PREFIX: Final = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")')
 
 
+def error_key(error: RecordError) -> tuple[str, int | None, str]:
+    """What makes an error the same one when a resumed run meets it again."""
+    return (error.source, error.line, error.reason)
+
+
+def error_lines(errors: list[RecordError]) -> str:
+    """Errors as lines of an errors file."""
+    return "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in errors)
+
+
 class OutputError(TrialsiftError):
     """The output cannot be written or resumed; the message says which file and what to do."""
 
@@ -91,6 +101,11 @@ class Sink:
         self.discarded_partial = False
         self._files: dict[str, IO[str]] = {}
         self._prepare(resume)
+
+    @property
+    def errors_path(self) -> Path:
+        """Where the errors file ends up."""
+        return self.where.final["errors"]
 
     # -- setting up -------------------------------------------------------------------------------
     def _prepare(self, resume: bool) -> None:
@@ -160,7 +175,7 @@ class Sink:
         with open(self.where.working("errors"), encoding="utf-8") as handle:
             for line in handle:
                 e = json.loads(line)
-                yield (e["source"], e["line"], e["reason"])
+                yield error_key(RecordError(e["source"], e["line"], e["reason"]))
 
     def _load_done(self) -> None:
         raise NotImplementedError
@@ -176,15 +191,13 @@ class Sink:
         studies: list[Annotated] = []
         for item in chunk.items:
             if isinstance(item, RecordError):
-                key = (item.source, item.line, item.reason)
-                if key not in self.seen_errors:
-                    self.seen_errors.add(key)
+                if error_key(item) not in self.seen_errors:
+                    self.seen_errors.add(error_key(item))
                     new_errors.append(item)
             else:
                 studies.append(item)
         self._write_studies(studies)
-        errors = self._files["errors"]
-        errors.write("".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in new_errors))
+        self._files["errors"].write(error_lines(new_errors))
         self._uncommitted += len(studies)
         if self._uncommitted >= self.commit_every:
             self._flush_commit()
@@ -302,12 +315,10 @@ class CsvSink(Sink):
 class ParquetSink(Sink):
     """Three Parquet tables, typed (lists as Parquet lists), written as parts and merged at the end."""
 
-    def __init__(self, where: Layout, *, resume: bool, part_studies: int = PART_STUDIES) -> None:
-        self.part_studies = part_studies
+    def __init__(self, where: Layout, *, resume: bool, commit_every: int = PART_STUDIES) -> None:
         self._buffer: dict[str, list[Row]] = {t: [] for t in TABLES}
-        self._buffered = 0
         self._parts = 0
-        super().__init__(where, resume=resume)
+        super().__init__(where, resume=resume, commit_every=commit_every)
 
     def _part(self, table: str, number: int) -> Path:
         return self.where.work / f"{table}-{number:06d}.parquet"
@@ -348,18 +359,16 @@ class ParquetSink(Sink):
             self.done.update(ids)
 
     def _write_studies(self, studies: list[Annotated]) -> None:
+        # Buffered until the commit: a commit is one part file. The errors written meanwhile stay
+        # uncommitted with their chunks, so a resumed run redoes those chunks and writes them again.
         for study in studies:
             for table in TABLES:
                 self._buffer[table].extend(study.value[table])
-        self._buffered += len(studies)
-        if self._buffered >= self.part_studies:
-            self._write_part()
 
     def _flush_commit(self) -> None:
-        # Between parts, the errors written so far stay uncommitted with their chunks: a resumed run
-        # redoes those chunks and writes their errors again.
-        for handle in self._files.values():
-            handle.flush()
+        if self._buffer["studies"]:  # every study has its row there
+            self._write_part()
+        super()._flush_commit()
 
     def _write_part(self) -> None:
         import pyarrow as pa
@@ -374,14 +383,7 @@ class ParquetSink(Sink):
             ]
             pq.write_table(pa.Table.from_arrays(arrays, schema=schema), self._part(table, self._parts))
             self._buffer[table] = []
-        self._buffered = 0
         self._parts += 1
-        super()._flush_commit()
-
-    def close(self) -> None:
-        if self._buffered and not self._writing:
-            self._write_part()
-        super().close()
 
     def _finalize(self) -> None:
         for table in TABLES:
@@ -422,7 +424,7 @@ class StdoutSink:
     def __init__(self, errors: str | None) -> None:
         self.done: Counter[str] = Counter()
         self.seen_errors: set[tuple[str, int | None, str]] = set()
-        self.errors_path = Path(errors) if errors else None
+        self.errors_path: Path | None = Path(errors) if errors else None
         self._errors: IO[str] | None = None
         if self.errors_path is not None:
             self._errors = open(self.errors_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -433,8 +435,8 @@ class StdoutSink:
         sys.stdout.write("".join(item.value + "\n" for item in chunk.items if isinstance(item, Annotated)))
         sys.stdout.flush()
         if self._errors is not None:
-            self._errors.write("".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in errors))
-        self.seen_errors.update((e.source, e.line, e.reason) for e in errors)
+            self._errors.write(error_lines(errors))
+        self.seen_errors.update(map(error_key, errors))
         return errors
 
     def close(self) -> None:
@@ -460,8 +462,6 @@ def open_sink(
     """
     if output == "-":
         return StdoutSink(errors)
-    where = layout(output, fmt, errors)
-    if fmt == "parquet":
-        return ParquetSink(where, resume=resume, part_studies=commit_every or PART_STUDIES)
-    kind: type[Sink] = JsonlSink if fmt == "jsonl" else CsvSink
-    return kind(where, resume=resume, commit_every=commit_every or 1)
+    kind: type[Sink] = {"jsonl": JsonlSink, "csv": CsvSink, "parquet": ParquetSink}[fmt]
+    every = commit_every or (PART_STUDIES if fmt == "parquet" else 1)
+    return kind(layout(output, fmt, errors), resume=resume, commit_every=every)
