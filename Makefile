@@ -5,18 +5,27 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # Every pip call goes through the constraints file, which pins torch to the CPU wheel on disk.
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run demo annotate test lint bench clean
+.PHONY: setup setup-dev run demo annotate test lint bench clean
 
+# `make run` installs the package alone; tests, lint and benchmarks add the dev tools and Ray (the optional
+# `ray` extra, which the Ray backend's tests need).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e .
 	@touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	@touch $(DEV_STAMP)
+
 setup: $(STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 # The first run loads the bundled studies into out/data (read, extract, embed: a progress line on stderr); later
 # runs find them stored and start serving in seconds. Writes over HTTP need TRIALSIFT_WRITE_KEY set.
@@ -42,16 +51,16 @@ annotate: setup
 	$(BIN)/trialsift annotate data/sample/studies.jsonl.gz data/seeds/IM96.txt data/seeds/TH-CART-027.txt \
 		-o out/annotations.jsonl
 
-test: setup
+test: setup-dev
 	$(BIN)/python -m pytest -q
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check nlp index service tests benchmarks
 	$(BIN)/ruff format --check nlp index service tests benchmarks
 	$(BIN)/mypy
 
-bench: setup
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+bench: setup-dev
+	$(BIN)/python -m pip install -q -e '.[dev,ray,bench]'
 	$(BIN)/python benchmarks/score_dev.py
 	$(BIN)/python benchmarks/outcome_speed.py
 	$(BIN)/python benchmarks/study_speed.py

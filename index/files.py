@@ -64,14 +64,19 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def read_file(directory: Path, meta: Mapping[str, Any], key: str) -> bytes:
-    """The bytes of the data file ``meta`` lists under ``key``, checked against its size and sha256."""
+def _listed(directory: Path, meta: Mapping[str, Any], key: str) -> tuple[Path, int, str]:
+    """Path, size and sha256 of the data file ``meta`` lists under ``key``."""
     try:
         info = meta["files"][key]
         name, size, digest = str(info["name"]), int(info["bytes"]), str(info["sha256"])
     except (KeyError, TypeError):
         raise IndexFileError(f"{directory / META}: lists no file {key!r}; rebuild the index") from None
-    path = directory / name
+    return directory / name, size, digest
+
+
+def read_file(directory: Path, meta: Mapping[str, Any], key: str) -> bytes:
+    """The bytes of the data file ``meta`` lists under ``key``, checked against its size and sha256."""
+    path, size, digest = _listed(directory, meta, key)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -81,6 +86,48 @@ def read_file(directory: Path, meta: Mapping[str, Any], key: str) -> bytes:
     if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
         raise IndexFileError(f"{path}: contents do not match {META} (damaged file); rebuild the index")
     return data
+
+
+def file_path(directory: Path, meta: Mapping[str, Any], key: str, *, checksum: bool = True) -> Path:
+    """The path of the data file ``meta`` lists under ``key``, checked against its size, and against its
+    sha256 unless ``checksum`` is false (for files mapped into memory rather than read: hashing a
+    multi-gigabyte file would read it all at every load)."""
+    path, size, digest = _listed(directory, meta, key)
+    try:
+        actual = path.stat().st_size
+    except OSError as err:
+        raise IndexFileError(
+            f"{path}: cannot read ({err.strerror}); the index is incomplete, rebuild it"
+        ) from None
+    if actual != size or (checksum and _sha256(path) != digest):
+        raise IndexFileError(f"{path}: contents do not match {META} (damaged file); rebuild the index")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_prepared(directory: Path, files: Mapping[str, Path], meta: dict[str, Any], generation: int) -> None:
+    """Write ``meta.json`` for data files already written in ``directory`` under generation ``generation``
+    (a shard build writes files too large to hold in memory, and one names another inside it)."""
+    with write_lock(directory):
+        listed: dict[str, dict[str, Any]] = {}
+        for key, path in files.items():
+            if (
+                path.parent != directory
+                or not (m := _GENERATION_FILE.match(path.name))
+                or int(m["gen"]) != generation
+            ):
+                raise IndexFileError(f"{path}: not a generation-{generation} file of {directory}")
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+            listed[key] = {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+        _switch(directory, meta, generation, listed)
 
 
 @contextlib.contextmanager
@@ -120,16 +167,17 @@ def save_generation(
             name = f"{stem}.{generation}.{ext}"
             _write_durably(directory / name, data)
             listed[key] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        full = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            **meta,
-            "generation": generation,
-            "files": listed,
-        }
-        _write_durably(directory / META, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
-        _remove_other_generations(directory, generation)
+        _switch(directory, meta, generation, listed)
         return generation
+
+
+def _switch(
+    directory: Path, meta: dict[str, Any], generation: int, listed: dict[str, dict[str, Any]]
+) -> None:
+    """Replace ``meta.json`` (the one step that switches readers to the new files), then drop older files."""
+    full = {"format": FORMAT, "version": FORMAT_VERSION, **meta, "generation": generation, "files": listed}
+    _write_durably(directory / META, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    _remove_other_generations(directory, generation)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

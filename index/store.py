@@ -12,8 +12,13 @@ returns ``k`` hits whenever ``k`` rows pass the filter.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import faiss as _faiss
@@ -49,6 +54,9 @@ class IndexKind(StrEnum):
     EXACT = "exact"  # IndexIDMap2(IndexFlatIP): exact inner product
     IVF = "ivf"  # IndexIVFFlat, inner product, nprobe tuned to TARGET_RECALL
     AUTO = "auto"  # exact below AUTO_IVF_THRESHOLD vectors, IVF above
+    # Built from embedding shards (index/scale.py), lists on disk and memory-mapped, read-only:
+    IVF_PQ = "ivf-pq"  # product-quantised codes (48 bytes per 384-d vector)
+    IVF_HNSW = "ivf-hnsw"  # HNSW coarse quantizer, 8-bit scalar-quantised codes (1 byte per dimension)
 
 
 @dataclass(slots=True)
@@ -61,9 +69,19 @@ class IvfParams:
 class VectorStore:
     """Normalised vectors under caller-chosen int64 ids, searchable by inner product."""
 
-    def __init__(self, dimension: int, index: Any | None = None, ivf: IvfParams | None = None) -> None:
+    def __init__(
+        self,
+        dimension: int,
+        index: Any | None = None,
+        ivf: IvfParams | None = None,
+        kind: IndexKind | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.dimension = dimension
         self.ivf = ivf
+        self._kind = kind
+        #: Memory-mapped from disk (a shard build's store): searched, never changed.
+        self.read_only = read_only
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         if self._index.d != dimension:
             raise StoreError(f"FAISS index has dimension {self._index.d}, expected {dimension}")
@@ -71,7 +89,28 @@ class VectorStore:
 
     @property
     def kind(self) -> IndexKind:
+        if self._kind is not None:
+            return self._kind
         return IndexKind.IVF if self.ivf is not None else IndexKind.EXACT
+
+    @classmethod
+    def open_ondisk(cls, path: Path, dimension: int, kind: IndexKind, ivf: IvfParams) -> VectorStore:
+        """A shard build's store: the index file read, its inverted lists (``.ivfdata`` beside it)
+        memory-mapped, so a process holds only the centroids and codebooks plus the pages it touches."""
+        try:
+            with _quiet_stdio():  # FAISS prints where it found the lists, on every load
+                index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        except RuntimeError as err:
+            raise StoreError(f"{path}: cannot open ({str(err).splitlines()[0]}); rebuild the index") from None
+        # Ids to list positions, so the rows of a study can be read back (similar trials).
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(dimension, index=index, ivf=ivf, kind=kind, read_only=True)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                "this index is memory-mapped from a shard build and read-only; build a new one to change it"
+            )
 
     @property
     def ntotal(self) -> int:
@@ -88,6 +127,11 @@ class VectorStore:
     ) -> VectorStore:
         """A store holding ``vectors`` under ``ids``; IVF is trained on them and its nprobe tuned."""
         ids, vectors = _check(ids, vectors, dimension)
+        if kind in (IndexKind.IVF_PQ, IndexKind.IVF_HNSW):
+            raise StoreError(
+                f"{kind} stores are built from embedding shards (trialsift index build --backend ray), "
+                "not in place; use exact or ivf here"
+            )
         if kind is IndexKind.AUTO:
             kind = IndexKind.IVF if len(ids) >= AUTO_IVF_THRESHOLD else IndexKind.EXACT
         if kind is IndexKind.EXACT:
@@ -141,6 +185,7 @@ class VectorStore:
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
         """Add rows; an id already present is refused (remove it first to replace)."""
+        self._writable()
         ids, vectors = _check(ids, vectors, self.dimension)
         if len(ids) == 0:
             return
@@ -172,6 +217,7 @@ class VectorStore:
         arr = np.ascontiguousarray(ids, dtype=np.int64)
         if len(arr) == 0:
             return 0
+        self._writable()
         self._rows = None
         return int(self._index.remove_ids(faiss.IDSelectorArray(arr)))
 
@@ -249,6 +295,7 @@ class VectorStore:
         return _tie_break(scores, [[int(allowed_arr[j]) for j in row] for row in top])
 
     def to_bytes(self) -> bytes:
+        self._writable()  # its lists are in a file of their own, which a save would not carry along
         return bytes(faiss.serialize_index(self._index))
 
     @classmethod
@@ -261,9 +308,28 @@ class VectorStore:
     def params(self) -> dict[str, Any]:
         """Build parameters for ``meta.json``."""
         out: dict[str, Any] = {"kind": str(self.kind), "vectors": self.ntotal}
+        if self.read_only:
+            out["ondisk"] = True
         if self.ivf is not None:
             out.update(nlist=self.ivf.nlist, nprobe=self.ivf.nprobe, recall_at_10=self.ivf.recall_at_10)
         return out
+
+
+@contextlib.contextmanager
+def _quiet_stdio() -> Iterator[None]:
+    """File descriptors 1 and 2 to /dev/null for a C++ call that prints there."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _check(ids: Ids, vectors: Vectors, dimension: int) -> tuple[Ids, Vectors]:

@@ -163,6 +163,14 @@ class TrialIndex:
         self._by_endpoint: dict[str, npt.NDArray[np.int64]] | None = None
         self._studies_by_endpoint: dict[str, set[int]] | None = None
         self._filter_cache: dict[tuple[str, SearchFilters], Any] = {}
+        #: Loaded from a shard build: searched, never changed (its lists are memory-mapped files).
+        self.read_only = False
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                "this index is memory-mapped from a shard build and read-only; build a new one to change it"
+            )
 
     # -- contents -------------------------------------------------------------------------------------
 
@@ -224,6 +232,7 @@ class TrialIndex:
     def add_encoded(self, studies: Sequence[EncodedStudy]) -> None:
         """Add studies embedded earlier (:meth:`encode_studies`, or vectors kept by a store); a study
         already indexed under the same id is replaced, and of repeated ids the last copy wins."""
+        self._writable()
         last = {s.entry.id: i for i, s in enumerate(studies)}
         batch = [s for i, s in enumerate(studies) if last[s.entry.id] == i]
         for study in batch:
@@ -276,6 +285,7 @@ class TrialIndex:
 
     def remove(self, study_ids: Iterable[str]) -> int:
         """Remove studies by id; returns how many were indexed (unknown ids are ignored)."""
+        self._writable()
         removed = 0
         for study_id in study_ids:
             no = self.numbers.pop(study_id, None)
@@ -610,6 +620,7 @@ class TrialIndex:
 
     def save(self, directory: str | Path, extra_meta: dict[str, Any] | None = None) -> int:
         """Write the index to ``directory`` atomically (see :mod:`index.files`); returns the generation."""
+        self._writable()
         path = Path(directory)
         buf = io.BytesIO()
         with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
@@ -674,11 +685,26 @@ class TrialIndex:
         for name in STORES:
             params = meta["build"]["stores"][name]
             ivf = None
-            if params["kind"] == IndexKind.IVF:
+            if params["kind"] != IndexKind.EXACT:
                 ivf = IvfParams(params["nlist"], params["nprobe"], params.get("recall_at_10"))
-            index.stores[name] = VectorStore.from_bytes(
-                files.read_file(path, meta, f"store.{name}"), encoder.dimension, ivf
-            )
+            if params.get("ondisk"):
+                assert ivf is not None
+                # The index file is small (centroids, codebooks) and checked whole; the lists are mapped.
+                files.file_path(path, meta, f"store.{name}.ivfdata", checksum=False)
+                index.stores[name] = VectorStore.open_ondisk(
+                    files.file_path(path, meta, f"store.{name}"),
+                    encoder.dimension,
+                    IndexKind(params["kind"]),
+                    ivf,
+                )
+            elif params["kind"] == IndexKind.EXACT and meta.get("read_only"):
+                index.stores[name] = VectorStore.from_bytes(
+                    files.read_file(path, meta, f"store.{name}"), encoder.dimension, None
+                )
+            else:
+                index.stores[name] = VectorStore.from_bytes(
+                    files.read_file(path, meta, f"store.{name}"), encoder.dimension, ivf
+                )
         raw = gzip.decompress(files.read_file(path, meta, "studies"))
         for line in raw.decode("utf-8").splitlines():
             row = json.loads(line)
@@ -688,6 +714,7 @@ class TrialIndex:
             index.numbers[entry.id] = no
             index.rows[no] = _row_counts(entry, int(row["summary_windows"]))
         index.next_no = int(meta["ids"]["next_study_no"])
+        index.read_only = bool(meta.get("read_only"))
         counts = index.counts()
         if counts != meta.get("counts"):
             raise IndexFileError(

@@ -36,3 +36,14 @@ class RecordError(TrialsiftError):
     def to_json(self) -> dict[str, str | int | None]:
         """The error as one line of an errors file: ``{"source", "line", "id", "reason"}``."""
         return {"source": self.source, "line": self.line, "id": self.id, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, str | int | None]) -> RecordError:
+        """The error :meth:`to_json` wrote (errors travel as JSON between processes and machines)."""
+        line, error_id = obj.get("line"), obj.get("id")
+        return cls(
+            str(obj["source"]),
+            None if line is None else int(line),
+            str(obj["reason"]),
+            None if error_id is None else str(error_id),
+        )

@@ -97,7 +97,28 @@ def _add_index_commands(sub: Any) -> None:
         metavar="FILE",
         help="`trialsift annotate` output for these records (skips extracting them again)",
     )
-    build.add_argument("--kind", choices=["auto", "exact", "ivf"], default="auto", help="FAISS index kind")
+    build.add_argument(
+        "--kind",
+        choices=["auto", "exact", "ivf", "ivf-pq", "ivf-hnsw"],
+        default=None,
+        help="FAISS index kind (default: auto; with --backend ray: ivf-pq; ivf-pq and ivf-hnsw need it)",
+    )
+    build.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="this process (default), or a Ray cluster: extraction and embedding on an actor pool, then an "
+        "IVF index trained on a sample and merged from the shards, memory-mapped when loaded",
+    )
+    build.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); default: start "
+        "Ray on this machine",
+    )
+    build.add_argument(
+        "--workers", type=int, metavar="N", help="with --backend ray: actors (default: one per CPU)"
+    )
     build.add_argument("--limit", type=int, metavar="N", help="read at most N studies from the inputs")
     build.add_argument(
         "--no-resume",

@@ -93,6 +93,19 @@ def add_command(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         help="a progress bar on a terminal, a line every 10 s otherwise (auto), or none",
     )
     ann.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
+    ann.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local worker processes (default), or a Ray cluster writing sharded output into -o DIR "
+        "(needs pip install 'trialsift[ray]')",
+    )
+    ann.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT); "
+        "default: start Ray on this machine's cores",
+    )
 
 
 class UsageError(TrialsiftError):
@@ -105,6 +118,11 @@ def _check(args: argparse.Namespace) -> None:
     out = Path(args.output)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.backend == "ray":
+        _check_ray(args)
+        return
+    if args.address is not None:
+        raise UsageError("--address joins a Ray cluster: use it with --backend ray")
     if args.format != "jsonl" and args.output == "-":
         raise UsageError(f"--format {args.format} writes three tables: give a directory with -o DIR")
     if args.resume and args.output == "-":
@@ -117,6 +135,21 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--commit-every must be at least 1, got {args.commit_every}")
     if args.inputs.count("-") > 1:
         raise UsageError("standard input (-) can be read only once")
+
+
+def _check_ray(args: argparse.Namespace) -> None:
+    from nlp.ray_backend import RAY_FORMATS
+
+    if args.format not in RAY_FORMATS:
+        raise UsageError(f"--backend ray writes {' or '.join(RAY_FORMATS)} shards, not {args.format}")
+    if args.output == "-":
+        raise UsageError("--backend ray writes shards into a directory: give one with -o DIR")
+    if "-" in args.inputs:
+        raise UsageError("--backend ray reads files (workers cannot read this process's standard input)")
+    if args.resume:
+        raise UsageError("--backend ray does not resume: Ray retries what a lost worker was doing instead")
+    if args.commit_every is not None:
+        raise UsageError("--commit-every is for the local backend; the Ray backend writes whole shards")
 
 
 class Progress:
@@ -232,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"trialsift annotate: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if args.backend == "ray":
+        return run_ray(args)
     try:
         sink = open_sink(
             args.output, args.format, errors=args.errors, resume=args.resume, commit_every=args.commit_every
@@ -283,6 +318,63 @@ def run(args: argparse.Namespace) -> int:
         if status != EXIT_OK:
             _close_quietly(sink)
     return _report(args, sink, stats, sum(skipped.values()), time.perf_counter() - started, status)
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """``trialsift annotate --backend ray``: the Ray Data pipeline of :mod:`nlp.ray_backend`."""
+    from pathlib import Path
+
+    from nlp.ray_backend import RayUnavailable, annotate_on_ray
+
+    out = Path(args.output)
+    if out.exists():
+        print(
+            f"trialsift annotate: -o {args.output} exists; the Ray backend writes a new directory "
+            "(remove it, or choose another)",
+            file=sys.stderr,
+        )
+        return EXIT_OUTPUT
+    progress = not args.quiet and (
+        args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
+    )
+    try:
+        result = annotate_on_ray(
+            args.inputs, out, fmt=args.format, address=args.address, workers=args.workers, progress=progress
+        )
+    except RayUnavailable as err:
+        print(f"trialsift annotate: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "trialsift annotate: interrupted; the shards written so far were not moved into place",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        print(f"trialsift annotate: cannot write the output: {err}", file=sys.stderr)
+        return EXIT_OUTPUT
+    for k, error in enumerate(result.errors):
+        if k < SHOWN_ERRORS:
+            print(f"trialsift: cannot read {error}", file=sys.stderr)
+    if len(result.errors) > SHOWN_ERRORS:
+        print(
+            f"trialsift: … {len(result.errors) - SHOWN_ERRORS:,} more unreadable records in "
+            f"{out / 'errors.jsonl'}",
+            file=sys.stderr,
+        )
+    if args.errors:
+        Path(args.errors).write_bytes((out / "errors.jsonl").read_bytes())
+    stats = Counter(result.stats)
+    stats["errors"] = len(result.errors)
+    if not args.quiet:
+        print(summary(stats, result.seconds, 0), file=sys.stderr)
+        print(
+            f"trialsift annotate: {len(result.shards)} shards in {out} on {result.cpus} Ray CPUs",
+            file=sys.stderr,
+        )
+    if result.errors and not result.studies:
+        return EXIT_NONE_READABLE
+    return EXIT_SOME_UNREADABLE if result.errors else EXIT_OK
 
 
 def _close_quietly(sink: Any) -> None:

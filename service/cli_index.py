@@ -62,6 +62,13 @@ def build(args: argparse.Namespace) -> int:
     from index.encoder import default_encoder
     from index.store import IndexKind
 
+    if args.backend == "ray":
+        return build_ray(args)
+    if args.address is not None or args.workers is not None:
+        raise UsageError("--address and --workers are for --backend ray")
+    kind = args.kind or "auto"
+    if kind in ("ivf-pq", "ivf-hnsw"):
+        raise UsageError(f"--kind {kind} is built from shards: use it with --backend ray")
     out = Path(args.out)
     annotations: dict[str, dict[str, Any]] = {}
     for name in args.annotations:
@@ -83,7 +90,7 @@ def build(args: argparse.Namespace) -> int:
         read_inputs(args.inputs),
         out,
         default_encoder(),
-        kind=IndexKind(args.kind),
+        kind=IndexKind(kind),
         annotations=annotations,
         resume=not args.no_resume,
         limit=args.limit,
@@ -103,6 +110,53 @@ def build(args: argparse.Namespace) -> int:
     if result.errors and not (result.added or result.skipped):
         return EXIT_ALL_FAILED
     return EXIT_SOME_FAILED if result.errors else EXIT_OK
+
+
+def build_ray(args: argparse.Namespace) -> int:
+    """``trialsift index build --backend ray``: see :mod:`index.ray_build`."""
+    from index.files import IndexFileError
+    from index.ray_build import build_on_ray
+    from index.store import IndexKind
+    from nlp.ray_backend import RayUnavailable
+
+    kind = args.kind or "ivf-pq"
+    if kind not in ("ivf-pq", "ivf-hnsw"):
+        raise UsageError(f"--backend ray builds ivf-pq or ivf-hnsw indexes, not {kind}")
+    if args.annotations or args.limit is not None or args.no_resume:
+        raise UsageError("--annotations, --limit and --no-resume are for the local backend")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if "-" in args.inputs:
+        raise UsageError("--backend ray reads files (workers cannot read this process's standard input)")
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"trialsift index build: {line}", file=sys.stderr)
+
+    try:
+        report = build_on_ray(
+            args.inputs,
+            Path(args.out),
+            kind=IndexKind(kind),
+            address=args.address,
+            workers=args.workers,
+            progress=not args.quiet and sys.stderr.isatty(),
+            log=say,
+        )
+    except RayUnavailable as err:
+        raise UsageError(str(err)) from None
+    except IndexFileError as err:
+        print(f"trialsift index build: {err}", file=sys.stderr)
+        return EXIT_ALL_FAILED
+    for error in report.errors:
+        print(f"trialsift: cannot read {error}", file=sys.stderr)
+    counts = report.meta["counts"]
+    say(
+        f"index {args.out}: {counts['studies']:,} studies, {counts['outcomes_vectors']:,} outcomes, "
+        f"{len(report.errors):,} unreadable records; embedded in {report.embed_seconds:.1f} s on "
+        f"{report.cpus} Ray CPUs, indexed in {report.index_seconds:.1f} s"
+    )
+    return EXIT_SOME_FAILED if report.errors else EXIT_OK
 
 
 def _load(directory: str) -> Any:

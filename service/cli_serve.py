@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from nlp.errors import RecordError, TrialsiftError
@@ -30,6 +31,12 @@ def add_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--index",
+        metavar="DIR",
+        help="serve this prebuilt index read-only (TRIALSIFT_INDEX), e.g. from `index build --backend ray`: "
+        "memory-mapped lists, writes refused",
+    )
 
 
 def _add_load_options(p: argparse.ArgumentParser, required: bool) -> None:
@@ -115,6 +122,11 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
+    if getattr(args, "index", None):
+        if args.inputs:
+            raise UsageError("--index serves a prebuilt index read-only: it loads no inputs")
+        # Through the environment, so uvicorn's worker processes read the same settings.
+        os.environ["TRIALSIFT_INDEX"] = str(Path(args.index).resolve())
     if args.inputs:
         status = load(args)
         if status == EXIT_ALL_FAILED:

@@ -40,6 +40,10 @@ class NotFound(TrialsiftError, KeyError):
         return str(self.args[0])
 
 
+class ReadOnlyIndex(TrialsiftError):
+    """A write to a server that serves a prebuilt index (``TRIALSIFT_INDEX``)."""
+
+
 @dataclass(slots=True)
 class Ingested:
     """What ingesting one study did."""
@@ -155,7 +159,7 @@ class Engine:
 
     def close(self, save: bool = True) -> None:
         """Save the index snapshot if it is behind the store, and close the database."""
-        if save:
+        if save and not self.read_only:
             self.sync()
             if self.applied_seq != self.snapshot_seq:
                 self.save_snapshot()
@@ -164,7 +168,26 @@ class Engine:
 
     # -- index snapshot ---------------------------------------------------------------------------------
 
+    @property
+    def read_only(self) -> bool:
+        """Serving a prebuilt index (``settings.index``): searches only, no writes."""
+        return self.settings.index is not None
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyIndex(
+                f"this server serves the prebuilt index {self.settings.index} read-only (TRIALSIFT_INDEX); "
+                "write to a server with a store, or rebuild the index with the study"
+            )
+
     def _load_index(self) -> None:
+        if self.settings.index is not None:
+            # Memory-mapped where it was built from shards: the lists stay on disk, shared by every worker.
+            self.index = TrialIndex.load(self.settings.index, self.encoder)
+            log.info(
+                "serving the prebuilt index %s (%d studies), read-only", self.settings.index, len(self.index)
+            )
+            return
         path = self.settings.index_dir
         if (path / META).exists():
             try:
@@ -206,7 +229,7 @@ class Engine:
 
     def sync(self) -> int:
         """Apply what was written to the store since this process last looked; returns how many changes."""
-        if self.store.last_seq() == self.applied_seq:
+        if self.read_only or self.store.last_seq() == self.applied_seq:
             return 0
         with self._sync_lock:
             changes = self.store.changes_since(self.applied_seq)
@@ -262,12 +285,14 @@ class Engine:
 
     def ingest(self, items: Sequence[tuple[Study, Any]]) -> list[Ingested]:
         """Store, extract and index studies (``(study, source as given)`` pairs); searchable on return."""
+        self._writable()
         rows = self._stored(items)
         _, created = self.store.put(rows)
         self._after_write()
         return [Ingested(r.id, c, r.extraction) for r, c in zip(rows, created, strict=True)]
 
     def delete(self, study_id: str) -> None:
+        self._writable()
         if self.store.delete(study_id) is None:
             raise NotFound(f"study {study_id!r} is not stored")
         self._after_write()
@@ -308,6 +333,7 @@ class Engine:
             vectors_from: an index built by ``trialsift index build`` with the same encoder: a study whose
                 texts it holds unchanged takes its vectors from there instead of being embedded again.
         """
+        self._writable()
         report = LoadReport(errors=[])
         pending: list[Study] = []
 

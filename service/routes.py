@@ -20,7 +20,7 @@ from index.filters import FilterError, SearchFilters
 from index.trial_index import SearchMode
 from nlp.errors import RecordError
 from nlp.study import Study
-from service.engine import Engine, NotFound
+from service.engine import Engine, NotFound, ReadOnlyIndex
 from service.inputs import (
     InputError,
     check_length,
@@ -304,7 +304,7 @@ def extract_batch(body: BatchRequest, engine: EngineDep, settings: SettingsDep, 
     openapi_extra=_STUDY_BODY,
     responses={
         200: {"model": IngestResponse, "description": "Replaced"},
-        **_errors(401, 403, 413, 415, 422, 503),
+        **_errors(401, 403, 409, 413, 415, 422, 503),
     },
 )
 async def ingest(
@@ -318,7 +318,10 @@ async def ingest(
     """Store, extract and index a study (same bodies as /v1/extract); searchable when this returns. A study
     with the same id is replaced (200)."""
     study, source = await _read_study(request, settings, need_id=True, text_id=id)
-    [done] = await run_in_threadpool(engine.ingest, [(study, source)])
+    try:
+        [done] = await run_in_threadpool(engine.ingest, [(study, source)])
+    except ReadOnlyIndex as err:
+        raise HTTPException(409, str(err)) from None
     response.status_code = 201 if done.created else 200
     response.headers["Location"] = f"/v1/studies/{done.id}"
     return IngestResponse(id=done.id, created=done.created, extraction=done.extraction)
@@ -345,7 +348,7 @@ def get_study(study_id: str, engine: EngineDep, _: None = Read) -> Any:
 
 
 @router.delete(
-    "/v1/studies/{study_id}", status_code=204, tags=["studies"], responses=_errors(401, 403, 404, 503)
+    "/v1/studies/{study_id}", status_code=204, tags=["studies"], responses=_errors(401, 403, 404, 409, 503)
 )
 def delete_study(study_id: str, engine: EngineDep, _: None = Write) -> Response:
     """Remove a study from the store and the index."""
@@ -353,6 +356,8 @@ def delete_study(study_id: str, engine: EngineDep, _: None = Write) -> Response:
         engine.delete(study_id)
     except NotFound as err:
         raise HTTPException(404, str(err)) from None
+    except ReadOnlyIndex as err:
+        raise HTTPException(409, str(err)) from None
     return Response(status_code=204)
 
 

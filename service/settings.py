@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("out/data"), description="Where the SQLite store and the index live.")
     encoder: EncoderName = Field(EncoderName.MINILM, description="The embedding model.")
     index_kind: IndexKind = Field(IndexKind.AUTO, description="FAISS index kind: auto, exact or ivf.")
+    index: Path | None = Field(
+        None,
+        description="Serve this prebuilt index read-only instead of the store's (e.g. one built by "
+        "`trialsift index build --backend ray`, its lists memory-mapped); writes answer 409.",
+    )
 
     max_body_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (413 above).")
     max_batch: int = Field(100, gt=0, description="Most records in one /v1/extract/batch request.")

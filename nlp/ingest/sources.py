@@ -1,9 +1,12 @@
-"""Input specs for bulk runs: files, directories, glob patterns and ``-`` (standard input).
+"""Input specs for bulk runs: files, directories, glob patterns, URIs and ``-`` (standard input).
 
 A spec is expanded into the files it names, in a stable order (directories and patterns sorted by path), so
 that the same command reads the same records in the same order on every run, which is what makes re-runs
 byte-identical and ``--resume`` exact. A spec that names nothing is reported as a ``RecordError`` in its
 place, never dropped.
+
+A spec with a scheme (``s3://bucket/dump/``, ``gs://…``, ``hdfs://…``, ``file:///…``) is read through the
+filesystem pyarrow has for it: a file, or every non-hidden file below a "directory", sorted by path.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import glob
 import io
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -29,11 +32,20 @@ Item = Study | RecordError | JsonLine
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One file to read (``path`` None: standard input) and its size in bytes, when known."""
+    """One file to read and its size in bytes, when known: a local ``path``, a ``uri`` read through
+    pyarrow's filesystems, or neither (standard input)."""
 
     name: str
     path: Path | None
     size: int | None
+    uri: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where another process finds the file: its URI or local path (``-`` for standard input)."""
+        if self.uri is not None:
+            return self.uri
+        return str(self.path) if self.path is not None else STDIN
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -77,7 +89,10 @@ def expand(specs: Sequence[str]) -> list[Source | RecordError]:
     out: list[Source | RecordError] = []
     for spec in specs:
         path = Path(spec)
-        if spec == STDIN:
+        if "://" in spec:
+            found = _remote(spec)
+            out.extend(found if isinstance(found, list) else [found])
+        elif spec == STDIN:
             out.append(Source("<stdin>", None, None))
         elif path.is_dir():
             found = _directory(path)
@@ -92,6 +107,79 @@ def expand(specs: Sequence[str]) -> list[Source | RecordError]:
         else:
             out.append(RecordError(spec, None, "no such file or directory"))
     return out
+
+
+def _remote(uri: str) -> list[Source] | RecordError:
+    """The files a URI names, through pyarrow's filesystem for its scheme."""
+    import pyarrow.fs as pafs
+
+    scheme = uri.split("://", 1)[0]
+    try:
+        fs, root = pafs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.File:
+            return [Source(uri, None, info.size, uri)]
+        if info.type != pafs.FileType.Directory:
+            return RecordError(uri, None, "no such file or directory")
+        found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        return RecordError(uri, None, f"cannot list: {err}")
+    base = root.rstrip("/")
+    files = sorted(
+        (f for f in found if f.type == pafs.FileType.File and not _hidden_key(f.path[len(base) :])),
+        key=lambda f: tuple(f.path.split("/")),
+    )
+    if not files:
+        return RecordError(uri, None, "the directory holds no files (hidden ones are not read)")
+    # Local paths start with "/" (file:///x), bucket paths do not (s3://bucket/x): both become scheme://path.
+    uris = [f"{scheme}://{f.path}" for f in files]
+    return [Source(u, None, f.size, u) for u, f in zip(uris, files, strict=True)]
+
+
+def _hidden_key(relative: str) -> bool:
+    return any(part.startswith(".") for part in relative.split("/") if part)
+
+
+def open_source(source: Source, *, defer: bool = False, stdin: BinaryIO | None = None) -> Iterator[Item]:
+    """The records of one source (see :func:`read_stream`); a file that cannot be opened is one error."""
+    return _read_source(source, defer, stdin, None)
+
+
+def _read_source(
+    source: Source,
+    defer: bool,
+    stdin: BinaryIO | None,
+    opened: Callable[[io.BufferedReader | None], None] | None,
+) -> Iterator[Item]:
+    if source.path is None and source.uri is None:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
+        yield from read_stream(buffered, source.name, defer=defer)  # type: ignore[arg-type]
+        return
+    try:
+        handle = _open(source)
+    except OSError as err:
+        yield RecordError(source.name, None, f"cannot open: {getattr(err, 'strerror', None) or err}")
+        return
+    if opened:
+        opened(handle)
+    try:
+        yield from read_stream(handle, source.name, defer=defer)
+    finally:
+        if opened:
+            opened(None)
+        handle.close()
+
+
+def _open(source: Source) -> io.BufferedReader:
+    if source.uri is None:
+        assert source.path is not None
+        return open(source.path, "rb")
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(source.uri)
+    # pyarrow would decompress by extension; read_stream tells gzip from the bytes, as for local files.
+    return io.BufferedReader(fs.open_input_stream(path, compression=None))
 
 
 class Inputs:
@@ -137,19 +225,7 @@ class Inputs:
         return parsed(self)
 
     def _read(self, source: Source) -> Iterator[Item]:
-        if source.path is None:
-            stdin = self._stdin if self._stdin is not None else sys.stdin.buffer
-            stream = stdin if hasattr(stdin, "peek") else io.BufferedReader(stdin)  # type: ignore[type-var]
-            yield from read_stream(stream, source.name, defer=self.defer)  # type: ignore[arg-type]
-            return
-        try:
-            handle = open(source.path, "rb")  # noqa: SIM115 - closed below, after the generator ends
-        except OSError as err:
-            yield RecordError(source.name, None, f"cannot open: {err.strerror or err}")
-            return
-        self._handle = handle
-        try:
-            yield from read_stream(handle, source.name, defer=self.defer)
-        finally:
-            self._handle = None
-            handle.close()
+        def opened(handle: io.BufferedReader | None) -> None:
+            self._handle = handle
+
+        return _read_source(source, self.defer, self._stdin, opened)

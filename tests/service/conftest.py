@@ -10,8 +10,15 @@ import functools
 import gzip
 import itertools
 import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +142,81 @@ def fresh_engine(fresh_settings: Settings, extractor: Extractor) -> Iterator[Eng
 def fresh_client(fresh_settings: Settings, fresh_engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(fresh_settings, engine=fresh_engine)) as c:
         yield c
+
+
+# -- Ray: inputs and a two-node cluster on this machine ----------------------------------------------------
+
+RAY = Path(sys.executable).parent / "ray"
+
+
+def _sample_file(path: Path, n: int, bad: bool = False) -> Path:
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as handle:
+        lines = list(itertools.islice(handle, n))
+    if bad:  # two unreadable records among the good ones, at known lines
+        lines.insert(10, '{"protocolSection": \n')
+        lines.insert(20, "[1, 2]\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of two shards: 150 corpus studies with two bad lines (a.jsonl), 150 more gzipped."""
+    root = tmp_path_factory.mktemp("shards")
+    _sample_file(root / "a.jsonl", 150, bad=True)
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as handle:
+        tail = list(itertools.islice(handle, 150, 300))
+    with gzip.open(root / "b.jsonl.gz", "wt", encoding="utf-8") as out:
+        out.write("".join(tail))
+    return root
+
+
+@dataclass
+class Cluster:
+    address: str
+    env: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    temp = tmp_path_factory.mktemp("ray")
+    common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats"]
+    head = [str(RAY), "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
+    second = [str(RAY), "start", f"--address=127.0.0.1:{port}", '--resources={"second_node": 1}']
+    try:
+        for argv in (head + common, second + common):
+            started = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+            assert started.returncode == 0, started.stdout + started.stderr
+        # The second node registers within seconds; both must be up before a test uses the cluster.
+        deadline = time.monotonic() + 60
+        report = ""
+        while time.monotonic() < deadline:
+            report = subprocess.run(
+                [str(RAY), "status", f"--address=127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            ).stdout
+            if " 0.0/2.0 CPU" in report and "0.0/1.0 second_node" in report:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the two-node cluster did not come up in 60 s: {report}")
+        yield Cluster(f"127.0.0.1:{port}", env)
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, timeout=120, env=env)
