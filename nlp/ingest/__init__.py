@@ -30,6 +30,8 @@ from nlp.ingest.jsonfile import (
     read_json_lines_deferred,
 )
 from nlp.ingest.legacy_xml import read_legacy_xml
+from nlp.ingest.parquetfile import MAGIC as PARQUET_MAGIC
+from nlp.ingest.parquetfile import read_parquet
 from nlp.ingest.text import study_from_text
 from nlp.study import Study
 
@@ -126,6 +128,10 @@ def _read_stream(stream: BinaryIO, source: str, defer: bool) -> Iterator[Study |
     head = stream.read(_HEAD)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         yield RecordError(source, None, f"empty file: {EXPECTED}")
+        return
+    if head.startswith(PARQUET_MAGIC):
+        # Parquet's index is at its end: the file is read whole, then decoded a batch of rows at a time.
+        yield from read_parquet(head + stream.read(), source, defer)
         return
     reason = binary_reason(head)
     if reason is not None:
