@@ -199,14 +199,19 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def part_vectors(work: Path, n: int, shards: int) -> None:
+def part_vectors(work: Path, n: int, shards: int, anchors_file: Path | None) -> None:
     import faiss
 
     from index.scale import build_from_shards, midpoint_queries
     from index.store import IndexKind
 
     t0 = time.perf_counter()
-    anchors = _real_outcome_vectors()
+    if anchors_file is not None and anchors_file.is_file():
+        anchors = np.load(anchors_file)
+    else:
+        anchors = _real_outcome_vectors()
+        if anchors_file is not None:
+            np.save(anchors_file, anchors)
     print(
         f"\n## index of {n:,} synthetic outcome vectors ({len(anchors):,} real anchors embedded in "
         f"{time.perf_counter() - t0:.0f} s)"
@@ -237,7 +242,9 @@ def part_vectors(work: Path, n: int, shards: int) -> None:
     for kind in (IndexKind.IVF_PQ, IndexKind.IVF_HNSW):
         out = work / f"index-{kind}"
         t0 = time.perf_counter()
-        meta = build_from_shards(paths, out, model, kind=kind)
+        meta = build_from_shards(
+            paths, out, model, kind=kind, log=lambda line: print(f"  {line}", flush=True)
+        )
         build_s = time.perf_counter() - t0
         params = meta["build"]["stores"]["outcomes"]
         secs = params["seconds"]
@@ -275,6 +282,9 @@ def main() -> None:
     parser.add_argument("--parts", default="annotate,rates,vectors")
     parser.add_argument("--vectors", type=int, default=1_000_000)
     parser.add_argument("--shards", type=int, default=10)
+    parser.add_argument(
+        "--anchors", type=Path, help="keep the embedded outcome anchors in this .npy file (and reuse them)"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="trialsift-ray-bench-") as tmp:
@@ -284,7 +294,7 @@ def main() -> None:
         if "rates" in parts:
             part_rates()
         if "vectors" in parts:
-            part_vectors(work, args.vectors, args.shards)
+            part_vectors(work, args.vectors, args.shards, args.anchors)
 
 
 if __name__ == "__main__":

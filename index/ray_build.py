@@ -106,7 +106,7 @@ def build_on_ray(
     specs: Sequence[str],
     out: Path,
     *,
-    kind: IndexKind = IndexKind.IVF_PQ,
+    kind: IndexKind = IndexKind.IVF_HNSW,
     address: str | None = None,
     workers: int | None = None,
     progress: bool = False,

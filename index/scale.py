@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 from index.documents import StudyEntry
-from index.files import IndexFileError, save_prepared
-from index.store import TARGET_RECALL, IndexKind, StoreError, faiss
+from index.files import IndexFileError, read_meta, save_prepared
+from index.store import TARGET_RECALL, IndexKind, StoreError, faiss, quiet_stdio
 from index.trial_index import SLOT_BITS, STORES, EncodedStudy, row_id
 
 #: Kinds a shard build makes (stores below MIN_TRAIN vectors stay exact).
@@ -267,7 +267,8 @@ def merge(trained: bytes, parts: Sequence[Path], ivfdata: Path) -> Any:
     vector = faiss.InvertedListsPtrVector()
     for _, invlists in lists:
         vector.push_back(invlists)
-    total = merged.merge_from_multiple(vector.data(), vector.size(), False)
+    with quiet_stdio():  # FAISS reports resizing the file it merges into
+        total = merged.merge_from_multiple(vector.data(), vector.size(), False)
     index.ntotal = ivf.ntotal = total
     ivf.replace_invlists(merged, True)
     merged.this.disown()
@@ -309,6 +310,19 @@ def midpoint_queries(vectors: Any, n: int, seed: int) -> Any:
     return np.ascontiguousarray(q / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def set_probes(index: Any, nprobe: int) -> None:
+    """Search ``nprobe`` lists; an HNSW coarse quantizer then explores ``max(64, 2·nprobe)`` candidates.
+
+    HNSW's default breadth (16) cannot return 64 or 256 nearest centroids: with it, IVF-HNSW's recall@10
+    stayed at 0.81 whatever nprobe (1M vectors); with this, it reaches 0.96 at nprobe 64 (200k vectors).
+    """
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = nprobe
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = max(64, 2 * nprobe)
+
+
 def tune(
     index: Any, queries: Any, truth: list[list[int]], target: float = TARGET_RECALL
 ) -> tuple[int, float]:
@@ -316,8 +330,8 @@ def tune(
     ivf = faiss.extract_index_ivf(index)
     nprobe, best = 1, (1, -1.0)
     while True:
-        params = faiss.SearchParametersIVF(nprobe=nprobe)
-        _, found = index.search(queries, 10, params=params)
+        set_probes(index, nprobe)
+        _, found = index.search(queries, 10)
         recall = float(
             np.mean(
                 [len(set(t) & set(f.tolist())) / max(len(t), 1) for t, f in zip(truth, found, strict=True)]
@@ -326,8 +340,10 @@ def tune(
         if recall > best[1] + 0.002:
             best = (nprobe, recall)
         elif nprobe > best[0]:  # no gain from doubling: codes, not probes, limit recall now
+            set_probes(index, best[0])
             return best
         if recall >= target or nprobe >= ivf.nlist:
+            set_probes(index, best[0])
             return best
         nprobe = min(ivf.nlist, nprobe * 2)
 
@@ -354,7 +370,7 @@ def build_from_shards(
     out: Path,
     model: dict[str, Any],
     *,
-    kind: IndexKind = IndexKind.IVF_PQ,
+    kind: IndexKind = IndexKind.IVF_HNSW,
     seed: int = 0,
     map_shards: MapShards = _serial,
     extra_meta: dict[str, Any] | None = None,
@@ -376,7 +392,7 @@ def build_from_shards(
         min_train: stores with fewer vectors stay exact.
 
     Returns:
-        The ``meta.json`` written.
+        The ``meta.json`` written (with the files it lists).
     """
     if kind not in SCALE_KINDS:
         raise StoreError(f"a shard build makes {' or '.join(SCALE_KINDS)} stores, not {kind}")
@@ -419,14 +435,15 @@ def build_from_shards(
         t_add = time.perf_counter() - t0 - t_train
         ivfdata = out / f"vectors.{name}.{generation}.ivfdata"
         merged = merge(trained, parts, ivfdata)
-        path = out / f"vectors.{name}.{generation}.faiss"
-        faiss.write_index(merged, str(path))
         for part in parts:
             part.unlink()
         t_merge = time.perf_counter() - t0 - t_train - t_add
         queries = midpoint_queries(training, RECALL_QUERIES, seed + 1)
         truth = exact_neighbours(the_plan, name, queries)
         nprobe, recall = tune(merged, queries, truth)
+        # Written after tuning: the file keeps the tuned nprobe and the quantizer's search breadth.
+        path = out / f"vectors.{name}.{generation}.faiss"
+        faiss.write_index(merged, str(path))
         del merged
         prepared[f"store.{name}"] = path
         prepared[f"store.{name}.ivfdata"] = ivfdata
@@ -469,7 +486,7 @@ def build_from_shards(
         **(extra_meta or {}),
     }
     save_prepared(out, prepared, meta, generation)
-    return meta
+    return read_meta(out)
 
 
 def _write_studies(plan_: ShardPlan, path: Path) -> Path:

@@ -98,12 +98,15 @@ class VectorStore:
         """A shard build's store: the index file read, its inverted lists (``.ivfdata`` beside it)
         memory-mapped, so a process holds only the centroids and codebooks plus the pages it touches."""
         try:
-            with _quiet_stdio():  # FAISS prints where it found the lists, on every load
+            with quiet_stdio():  # FAISS prints where it found the lists, on every load
                 index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
         except RuntimeError as err:
             raise StoreError(f"{path}: cannot open ({str(err).splitlines()[0]}); rebuild the index") from None
         # Ids to list positions, so the rows of a study can be read back (similar trials).
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        from index.scale import set_probes
+
+        set_probes(index, ivf.nprobe)
         return cls(dimension, index=index, ivf=ivf, kind=kind, read_only=True)
 
     def _writable(self) -> None:
@@ -316,7 +319,7 @@ class VectorStore:
 
 
 @contextlib.contextmanager
-def _quiet_stdio() -> Iterator[None]:
+def quiet_stdio() -> Iterator[None]:
     """File descriptors 1 and 2 to /dev/null for a C++ call that prints there."""
     sys.stdout.flush()
     sys.stderr.flush()

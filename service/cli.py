@@ -101,7 +101,8 @@ def _add_index_commands(sub: Any) -> None:
         "--kind",
         choices=["auto", "exact", "ivf", "ivf-pq", "ivf-hnsw"],
         default=None,
-        help="FAISS index kind (default: auto; with --backend ray: ivf-pq; ivf-pq and ivf-hnsw need it)",
+        help="FAISS index kind (default: auto; with --backend ray: ivf-hnsw, 392 bytes a vector; ivf-pq: "
+        "56 bytes, lower recall; the recall@10 reached is in meta.json)",
     )
     build.add_argument(
         "--backend",

@@ -119,7 +119,7 @@ def build_ray(args: argparse.Namespace) -> int:
     from index.store import IndexKind
     from nlp.ray_backend import RayUnavailable
 
-    kind = args.kind or "ivf-pq"
+    kind = args.kind or "ivf-hnsw"
     if kind not in ("ivf-pq", "ivf-hnsw"):
         raise UsageError(f"--backend ray builds ivf-pq or ivf-hnsw indexes, not {kind}")
     if args.annotations or args.limit is not None or args.no_resume:

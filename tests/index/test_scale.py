@@ -270,3 +270,17 @@ def test_row_ids_of_a_shard(tmp_path: Path) -> None:
     np.testing.assert_array_equal(vecs, vectors["outcomes"])
     assert the_plan.vectors == {**dict.fromkeys(STORES, 0), "outcomes": 3}
     assert json.loads(columns["entry"][0]) == {}
+
+
+def test_ivf_hnsw_keeps_its_tuned_search_breadth(corpus_entries: list[StudyEntry], tmp_path: Path) -> None:
+    shards = _write_shards(tmp_path / "s", corpus_entries, [60])
+    meta = build_from_shards(shards, tmp_path / "idx", _model_of(HashingEncoder(DIM)), min_train=300)
+    params = meta["build"]["stores"]["outcomes"]
+    assert (params["kind"], params["factory"]) == ("ivf-hnsw", f"IVF{params['nlist']}_HNSW32,SQ8")
+    assert meta["files"]["store.outcomes.ivfdata"]["bytes"] >= params["vectors"] * DIM  # one byte a dimension
+    idx = TrialIndex.load(tmp_path / "idx", HashingEncoder(DIM))
+    ivf = faiss.extract_index_ivf(idx.stores["outcomes"]._index)
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    # HNSW's default breadth (16) would cap how many lists a query can probe, and with it recall.
+    assert quantizer.hnsw.efSearch == max(64, 2 * params["nprobe"])
+    assert params["recall_at_10"] >= 0.9

@@ -1,4 +1,4 @@
-"""``trialsift index build --backend ray`` on the two-node cluster: the local build's studies, IVF-PQ lists
+"""``trialsift index build --backend ray`` on the two-node cluster: the local build's studies, IVF-HNSW lists
 merged from the cluster's shards and memory-mapped when loaded, recall@10 in ``meta.json``."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_ray_index_build_on_two_nodes(
 
     meta = read_meta(out)
     stores = meta["build"]["stores"]
-    assert stores["outcomes"]["kind"] == "ivf-pq" and stores["outcomes"]["ondisk"] is True
+    assert stores["outcomes"]["kind"] == "ivf-hnsw" and stores["outcomes"]["ondisk"] is True
     assert stores["outcomes"]["vectors"] == local.stores["outcomes"].ntotal
     assert 0.5 <= stores["outcomes"]["recall_at_10"] <= 1.0
     for name in STORES:
