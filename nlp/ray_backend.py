@@ -345,9 +345,11 @@ def run_pipeline(
     workers: int | None,
     progress: bool,
     batch_size: int = BATCH_RECORDS,
+    block_bytes: int = BLOCK_BYTES,
 ) -> int:
     """Read ``sources``, run ``actor`` over the records on an actor pool, write with ``sink``; returns the
-    cluster's CPUs. ``workers`` actors (default: one per CPU), each holding one CPU."""
+    cluster's CPUs. ``workers`` actors (default: one per CPU), each holding one CPU; ``block_bytes`` of
+    input records make one actor's unit of work."""
     ray = import_ray()
     connect(address, workers)
     cpus = cluster_cpus()
@@ -356,7 +358,7 @@ def run_pipeline(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
     context.print_on_execution_start = False
-    context.target_max_block_size = BLOCK_BYTES
+    context.target_max_block_size = block_bytes
     dataset = (
         ray.data.from_items(source_rows(sources), override_num_blocks=len(sources))
         # Reading is I/O and line splitting: it takes no CPU slot from the actors.
