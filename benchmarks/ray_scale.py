@@ -7,6 +7,9 @@ Parts (``--parts``, all by default):
     bundled 3,000-study sample when ``../shared`` is absent), as subprocesses: the local backend (the
     baseline, 2 workers) and ``--backend ray`` (Ray started on this machine's cores, its start-up included).
     Prints studies/s and the overhead ratio Ray/local (goal, issue 7: >= 0.8).
+``index``
+    ``trialsift index build`` on the first 1,500 sample studies: the local backend (one process, the encoder
+    on every core; the baseline) against ``--backend ray`` (2 actors, one encoder thread each).
 ``rates``
     Per-core rates for docs/scaling.md: extraction (one process, no output) and embedding (the packaged
     MiniLM on one thread) of the sample's studies, in studies/s and texts/s.
@@ -22,7 +25,7 @@ Parts (``--parts``, all by default):
     real data's clusters and near-duplicates rather than being uniform noise (on which IVF recall is
     meaningless).
 
-    .venv/bin/python benchmarks/ray_scale.py [--parts annotate,rates,vectors] [--vectors 1000000]
+    .venv/bin/python benchmarks/ray_scale.py [--parts annotate,index,rates,vectors] [--vectors 1000000]
 """
 
 from __future__ import annotations
@@ -91,6 +94,31 @@ def part_annotate(work: Path) -> None:
             f"| ray, pipeline only (after ray.init) | {inner:.1f} | {n / inner:.0f} | {local_s / inner:.2f} |"
         )
     print(f"records identical (order aside): {same}; {len(shards)} shards")
+
+
+def part_index(work: Path, n: int) -> None:
+    """``trialsift index build`` on the first ``n`` sample studies: local (baseline) against Ray."""
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as handle:
+        lines = list(itertools.islice(handle, n))
+    source = work / "index-input.jsonl"
+    source.write_text("".join(lines), encoding="utf-8")
+    print(f"\n## index build: {len(lines):,} sample studies, this machine ({os.cpu_count()} cores)")
+    local_s, _ = _timed(
+        [str(TRIALSIFT), "index", "build", str(source), "--out", str(work / "local-idx"), "-q"]
+    )
+    ray_s, stderr = _timed(
+        [str(TRIALSIFT), "index", "build", str(source), "--out", str(work / "ray-idx"), "--backend", "ray"]
+    )
+    print("| backend | s | studies/s | ratio to local |")
+    print("|---|---|---|---|")
+    print(f"| local, one process, all cores (baseline) | {local_s:.1f} | {len(lines) / local_s:.1f} | 1.00 |")
+    print(
+        f"| ray, 2 actors (start-up included) | {ray_s:.1f} | {len(lines) / ray_s:.1f} | "
+        f"{local_s / ray_s:.2f} |"
+    )
+    match = re.search(r"embedded in ([\d.]+) s on \d+ Ray CPUs, indexed in ([\d.]+) s", stderr)
+    if match:
+        print(f"ray: embedding stage {match.group(1)} s, index from shards {match.group(2)} s")
 
 
 def part_rates() -> None:
@@ -279,8 +307,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--parts", default="annotate,rates,vectors")
+    parser.add_argument("--parts", default="annotate,index,rates,vectors")
     parser.add_argument("--vectors", type=int, default=1_000_000)
+    parser.add_argument("--index-studies", type=int, default=1500, help="studies for the index part")
     parser.add_argument("--shards", type=int, default=10)
     parser.add_argument(
         "--anchors", type=Path, help="keep the embedded outcome anchors in this .npy file (and reuse them)"
@@ -291,6 +320,8 @@ def main() -> None:
         work = Path(tmp)
         if "annotate" in parts:
             part_annotate(work)
+        if "index" in parts:
+            part_index(work, args.index_studies)
         if "rates" in parts:
             part_rates()
         if "vectors" in parts:

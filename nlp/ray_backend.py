@@ -108,36 +108,25 @@ def source_rows(sources: Sequence[Source]) -> list[dict[str, Any]]:
     ]
 
 
-def _item_row(source_no: int, item: JsonLine | RecordError | Any) -> dict[str, Any]:
-    if isinstance(item, JsonLine):
-        return {
-            "source_no": source_no,
-            "name": item.source,
-            "line": item.line,
-            "text": item.text,
-            "several": item.several,
-            "error": None,
-        }
-    if isinstance(item, RecordError):
-        error = json.dumps(item.to_json())
-        return {
-            "source_no": source_no,
-            "name": item.source,
-            "line": item.line,
-            "text": "",
-            "several": False,
-            "error": error,
-        }
-    # A record read whole (a page, a CSV export, a protocol text): shipped as its pickle.
-    return {
+def _item_row(source_no: int, seq: int, item: JsonLine | RecordError | Any) -> dict[str, Any]:
+    """One read-stage row; ``seq`` is the record's place in its file (``line`` is None for whole files)."""
+    row: dict[str, Any] = {
         "source_no": source_no,
+        "seq": seq,
         "name": "",
         "line": None,
         "text": "",
         "several": False,
         "error": None,
-        "study": item,
+        "study": None,
     }
+    if isinstance(item, JsonLine):
+        row.update(name=item.source, line=item.line, text=item.text, several=item.several)
+    elif isinstance(item, RecordError):
+        row.update(name=item.source, line=item.line, error=json.dumps(item.to_json()))
+    else:  # a record read whole (a page, a CSV export, a protocol text): shipped as its pickle
+        row["study"] = pickle.dumps(item)
+    return row
 
 
 def read_source(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -146,13 +135,7 @@ def read_source(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
     remote = "://" in location
     source = Source(str(row["name"]), None if remote else Path(location), None, location if remote else None)
     for seq, item in enumerate(open_source(source, defer=True)):
-        out = _item_row(int(row["source_no"]), item)
-        out["seq"] = seq  # the record's place in its file, for input order (line is None for whole files)
-        if "study" in out:
-            out["study"] = pickle.dumps(out["study"])
-        else:
-            out["study"] = None
-        yield out
+        yield _item_row(int(row["source_no"]), seq, item)
 
 
 def records_of_row(row: dict[str, Any]) -> list[Any]:
