@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def client(
     with TestClient(create_app(settings, engine=engine)) as c:
         yield c
     engine.close()
+    # Free the memory-mapped FAISS stores here: left for a later collection, their destructors ran in
+    # processes the later tests fork (bulk-annotation workers), which then died of SIGSEGV.
+    engine.index = TrialIndex(HashingEncoder())
+    gc.collect()
 
 
 def test_searches_answer_from_the_prebuilt_index(client: TestClient) -> None:
