@@ -20,7 +20,7 @@ from typing import Any, Final
 from index.store import IndexKind
 from nlp.errors import RecordError, TrialsiftError
 from nlp.ingest.sources import Source, expand
-from nlp.ray_backend import ShardSink, import_ray, records_of_row, run_pipeline
+from nlp.ray_backend import ShardSink, import_ray, in_input_order, records_of_row, run_pipeline
 
 #: Embedding costs 16x the extraction per study: blocks of about 40 records (not the annotation's 300) keep
 #: every actor busy on inputs of a few hundred studies, and their scheduling overhead is still negligible.
@@ -160,9 +160,7 @@ def build_on_ray(
         )
     for result in sink.results:
         report.errors.extend(RecordError.from_json(e) for e in result.errors)
-    order = {e.name if isinstance(e, Source) else e.source: i for i, e in enumerate(entries)}
-    report.errors.sort(key=lambda e: (order.get(e.source, len(order)), e.line or 0, e.id or ""))
-    report.errors = list({(e.source, e.line, e.reason): e for e in reversed(report.errors)}.values())[::-1]
+    report.errors = in_input_order(report.errors, entries)
     shards = sorted(shards_dir.glob("part-*.parquet"))
     report.shards = len(shards)
     report.embed_seconds = time.perf_counter() - started

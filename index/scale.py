@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -37,10 +37,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from index.documents import StudyEntry
 from index.files import IndexFileError, read_meta, save_prepared
 from index.store import TARGET_RECALL, IndexKind, StoreError, faiss, quiet_stdio
-from index.trial_index import SLOT_BITS, STORES, EncodedStudy, row_id
+from index.trial_index import SLOT_BITS, STORES, EncodedStudy
 
 #: Kinds a shard build makes (stores below MIN_TRAIN vectors stay exact).
 SCALE_KINDS: Final = (IndexKind.IVF_PQ, IndexKind.IVF_HNSW)
@@ -504,11 +503,3 @@ def _write_studies(plan_: ShardPlan, path: Path) -> Path:
                 row = {"no": no, "summary_windows": summary_windows, "entry": json.loads(entry)}
                 out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     return path
-
-
-def entries_of(rows: Iterable[dict[str, Any]]) -> list[StudyEntry]:
-    """Study entries from shard rows (for tests and tools that read shards)."""
-    return [StudyEntry.from_json(json.loads(r["entry"])) for r in rows]
-
-
-__all__ = ["SCALE_KINDS", "build_from_shards", "plan", "row_id", "shard_rows", "shard_table"]

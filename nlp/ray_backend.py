@@ -318,6 +318,17 @@ def _datasink(sink: ShardSink) -> Any:
 # -- the run ----------------------------------------------------------------------------------------------
 
 
+def in_input_order(
+    errors: Sequence[RecordError], entries: Sequence[Source | RecordError]
+) -> list[RecordError]:
+    """Errors sorted by input position (the order ``entries`` lists the inputs in), one per
+    (source, line, reason), as the local sinks write them: a JSON array on one line whose items all fail
+    the same way is one error."""
+    order = {e.name if isinstance(e, Source) else e.source: i for i, e in enumerate(entries)}
+    ranked = sorted(errors, key=lambda e: (order.get(e.source, len(order)), e.line or 0, e.id or ""))
+    return list({(e.source, e.line, e.reason): e for e in reversed(ranked)}.values())[::-1]
+
+
 def run_pipeline(
     sources: Sequence[Source],
     actor: type,
@@ -418,11 +429,7 @@ def annotate_on_ray(
         run.errors.extend(RecordError.from_json(e) for e in result.errors)
         if result.shard:
             run.shards.append({"name": result.shard, "studies": result.studies})
-    order = {name: i for i, name in enumerate(e.name if isinstance(e, Source) else e.source for e in entries)}
-    run.errors.sort(key=lambda e: (order.get(e.source, len(order)), e.line or 0, e.id or ""))
-    # One report per (source, line, reason), as the local sinks write: a JSON array on one line whose items
-    # all fail the same way is one error.
-    run.errors = list({(e.source, e.line, e.reason): e for e in reversed(run.errors)}.values())[::-1]
+    run.errors = in_input_order(run.errors, entries)
     run.shards.sort(key=lambda s: str(s["name"]))
     with open(work / "errors.jsonl", "w", encoding="utf-8") as fh:
         for err in run.errors:
